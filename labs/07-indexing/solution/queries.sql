@@ -1,0 +1,20 @@
+-- The order-history pages of one user, newest first, 20 orders a page.
+-- The app runs first_page for page 1, then next_page for each page after it.
+
+-- name: first_page
+SELECT id, status, total, created_at
+FROM orders
+WHERE user_id = :user_id
+ORDER BY created_at DESC, id DESC
+LIMIT 20;
+
+-- name: next_page
+-- Keyset pagination: continue strictly after the last row shown. The row comparison
+-- orders by (created_at, id) together, so rows that share a created_at are split by
+-- id, and the index on (user_id, created_at) can start right at the cursor.
+SELECT id, status, total, created_at
+FROM orders
+WHERE user_id = :user_id
+  AND (created_at, id) < (:last_created_at, :last_id)
+ORDER BY created_at DESC, id DESC
+LIMIT 20;

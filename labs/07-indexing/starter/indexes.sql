@@ -1,0 +1,9 @@
+-- Your indexes for the orders table.
+--
+-- Write CREATE INDEX statements here, then apply them to the lab's database:
+--
+--     sdtutor lab shell indexing -f indexes.sql
+--
+-- (or paste them into `sdtutor lab shell indexing`). `sdtutor lab check indexing`
+-- looks at the database itself: the index catalog and the query plans.
+-- To start over, DROP INDEX the ones you no longer want, or `sdtutor lab reset indexing`.

@@ -1,0 +1,3 @@
+from sdtutor.cli.main import run
+
+run()

@@ -1,0 +1,450 @@
+"""The one reader of course files: lessons, quizzes and labs, into typed models.
+
+Every error names the file and the line, so an author can go straight to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sdtutor import locations
+from sdtutor.content.models import (
+    LETTERS,
+    QUESTION_TYPES,
+    CheckSpec,
+    LabSpec,
+    Lesson,
+    Question,
+    Quiz,
+    Section,
+    WrongCase,
+)
+from sdtutor.errors import ContentError
+from sdtutor.topics import TOPICS, Topic
+
+FORMAT_VERSION = 1
+LESSON_SECTIONS = (
+    "Why it matters",
+    "Mental model",
+    "How it works",
+    "Trade-offs",
+    "In the wild",
+    "How to decide",
+    "Pitfalls",
+    "Go deeper",
+    "The lab",
+)
+
+
+class LineDict(dict[str, Any]):
+    """A YAML mapping that remembers where it and each of its keys stand."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
+        data = LineDict(super().construct_mapping(node, deep=True))
+        data.line = node.start_mark.line + 1
+        data.key_lines = {
+            str(k.value): k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")
+        }
+        return data
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _LineLoader.construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def read_yaml(path: Path, text: str | None = None, line_offset: int = 0) -> Any:
+    """Parse YAML, turning syntax errors into ContentError with file and line."""
+    if text is None:
+        text = _read_text(path)
+    try:
+        return yaml.load(text, Loader=_LineLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = (mark.line + 1 if mark else 1) + line_offset
+        problem = exc.problem or str(exc)
+        raise ContentError(
+            f"not valid YAML: {problem}",
+            "Check the indentation and quoting on that line.",
+            path=str(path),
+            line=line,
+        ) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContentError("file not found", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise ContentError("not UTF-8 text", path=str(path), line=1) from None
+
+
+@dataclass
+class _Ctx:
+    """Helps a model builder say where a problem is."""
+
+    path: Path
+
+    def fail(self, message: str, line: int = 1, hint: str = "") -> ContentError:
+        return ContentError(message, hint, path=str(self.path), line=line)
+
+    def require(self, data: LineDict, key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in data:
+            raise self.fail(f"missing field '{key}'", data.line)
+        value = data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise self.fail(f"field '{key}' must be {names}", data.key_lines.get(key, data.line))
+        return value
+
+    def mapping(self, data: Any, what: str, line: int = 1) -> LineDict:
+        if not isinstance(data, LineDict):
+            raise self.fail(f"{what} must be a mapping", line)
+        return data
+
+    def version(self, data: LineDict) -> None:
+        version = self.require(data, "format_version", int)
+        if version != FORMAT_VERSION:
+            raise self.fail(
+                f"format_version {version} is not supported (this sdtutor reads {FORMAT_VERSION})",
+                data.key_lines["format_version"],
+                "Upgrade sdtutor, or write the file in format_version 1.",
+            )
+
+
+# ---------------------------------------------------------------- lessons
+
+
+def load_lesson(path: Path) -> Lesson:
+    """Parse a lesson file: front matter, intro, and its `## ` sections."""
+    text = _read_text(path)
+    ctx = _Ctx(path)
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise ctx.fail("a lesson starts with YAML front matter between two '---' lines", 1)
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise ctx.fail("front matter is not closed with a '---' line", 1) from None
+    meta = ctx.mapping(read_yaml(path, "\n".join(lines[1:end]), line_offset=1), "front matter", 1)
+    for key_line in meta.key_lines:
+        meta.key_lines[key_line] += 1
+    meta.line += 1
+    ctx.version(meta)
+    objectives = ctx.require(meta, "objectives", list)
+    if not objectives or not all(isinstance(o, str) for o in objectives):
+        raise ctx.fail("objectives must be a list of sentences", meta.key_lines["objectives"])
+
+    intro: list[str] = []
+    sections: list[Section] = []
+    heading: str | None = None
+    start = 0
+    body: list[str] = []
+    in_code = False
+    for number, line in enumerate(lines[end + 1 :], start=end + 2):
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        if not in_code and line.startswith("## "):
+            if heading is not None:
+                sections.append(Section(heading, "\n".join(body).strip(), start))
+            heading, start, body = line[3:].strip(), number, []
+            continue
+        (body if heading is not None else intro).append(line)
+    if in_code:
+        raise ctx.fail("a code block is opened with ``` and never closed", len(lines))
+    if heading is not None:
+        sections.append(Section(heading, "\n".join(body).strip(), start))
+    return Lesson(
+        path=path,
+        number=ctx.require(meta, "number", int),
+        slug=ctx.require(meta, "slug", str),
+        title=ctx.require(meta, "title", str),
+        summary=ctx.require(meta, "summary", str),
+        minutes=ctx.require(meta, "minutes", int),
+        objectives=tuple(objectives),
+        intro="\n".join(intro).strip(),
+        sections=tuple(sections),
+    )
+
+
+# ---------------------------------------------------------------- quizzes
+
+
+def _letters(ctx: _Ctx, value: Any, count: int, line: int) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        letter = str(item).strip().lower()
+        if len(letter) != 1 or letter not in LETTERS[:count]:
+            raise ctx.fail(
+                f"answer '{item}' is not one of the choice letters {LETTERS[:count]}", line
+            )
+        out.append(letter)
+    return out
+
+
+def _question(ctx: _Ctx, raw: Any, fallback_line: int) -> Question:
+    q = ctx.mapping(raw, "a question", fallback_line)
+    qid = ctx.require(q, "id", str)
+    qtype = ctx.require(q, "type", str)
+    if qtype not in QUESTION_TYPES:
+        raise ctx.fail(
+            f"question '{qid}': type '{qtype}' is not one of {', '.join(QUESTION_TYPES)}",
+            q.key_lines.get("type", q.line),
+        )
+    prompt = ctx.require(q, "prompt", str).strip()
+    explanation = ctx.require(q, "explanation", str).strip()
+    if "answer" not in q:
+        raise ctx.fail(f"question '{qid}' has no answer", q.line)
+    answer_line = q.key_lines.get("answer", q.line)
+    raw_answer = q["answer"]
+    choices: tuple[str, ...] = ()
+    tolerance = 0.0
+    if qtype in ("single", "multiple", "order"):
+        raw_choices = ctx.require(q, "choices", list)
+        choices = tuple(str(c).strip() for c in raw_choices)
+        low = 3 if qtype == "order" else 2
+        if not low <= len(choices) <= len(LETTERS):
+            raise ctx.fail(
+                f"question '{qid}' needs {low} to {len(LETTERS)} choices, has {len(choices)}",
+                q.key_lines["choices"],
+            )
+    if qtype == "single":
+        if isinstance(raw_answer, list):
+            raise ctx.fail(f"question '{qid}' is single choice: answer is one letter", answer_line)
+        answer: Any = _letters(ctx, raw_answer, len(choices), answer_line)[0]
+    elif qtype == "multiple":
+        letters = _letters(ctx, raw_answer, len(choices), answer_line)
+        if len(set(letters)) != len(letters):
+            raise ctx.fail(f"question '{qid}': a letter is repeated in the answer", answer_line)
+        answer = frozenset(letters)
+    elif qtype == "order":
+        letters = _letters(ctx, raw_answer, len(choices), answer_line)
+        if sorted(letters) != list(LETTERS[: len(choices)]):
+            raise ctx.fail(
+                f"question '{qid}': an order answer lists every choice letter exactly once",
+                answer_line,
+            )
+        answer = tuple(letters)
+    elif qtype == "truefalse":
+        if not isinstance(raw_answer, bool):
+            raise ctx.fail(f"question '{qid}': answer must be true or false", answer_line)
+        answer = raw_answer
+    else:
+        if isinstance(raw_answer, bool) or not isinstance(raw_answer, int | float):
+            raise ctx.fail(f"question '{qid}': a numeric answer must be a number", answer_line)
+        answer = float(raw_answer)
+        tol = q.get("tolerance", 0)
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or tol < 0:
+            raise ctx.fail(
+                f"question '{qid}': tolerance must be a number >= 0",
+                q.key_lines.get("tolerance", q.line),
+            )
+        tolerance = float(tol)
+    return Question(
+        id=qid,
+        type=qtype,  # type: ignore[arg-type]
+        prompt=prompt,
+        explanation=explanation,
+        choices=choices,
+        answer=answer,
+        tolerance=tolerance,
+        unit=str(q.get("unit", "")),
+        idea=str(q.get("idea", "")),
+        section=str(q.get("section", "")),
+        scenario=bool(q.get("scenario", False)),
+        line=q.line,
+    )
+
+
+def load_quiz(path: Path) -> Quiz:
+    """Parse and validate a quiz file."""
+    ctx = _Ctx(path)
+    data = ctx.mapping(read_yaml(path), "a quiz file")
+    ctx.version(data)
+    topic = ctx.require(data, "topic", str)
+    raw_questions = ctx.require(data, "questions", list)
+    if not raw_questions:
+        raise ctx.fail("a quiz needs at least one question", data.key_lines["questions"])
+    questions = []
+    seen: dict[str, int] = {}
+    for raw in raw_questions:
+        q = _question(ctx, raw, data.key_lines["questions"])
+        if q.id in seen:
+            raise ctx.fail(
+                f"question id '{q.id}' is used twice (first at line {seen[q.id]})", q.line
+            )
+        seen[q.id] = q.line
+        questions.append(q)
+    return Quiz(path=path, topic=topic, questions=tuple(questions))
+
+
+# ---------------------------------------------------------------- labs
+
+
+def _str_list(
+    ctx: _Ctx, data: LineDict, key: str, default: list[str] | None = None
+) -> tuple[str, ...]:
+    if key not in data and default is not None:
+        return tuple(default)
+    value = ctx.require(data, key, list)
+    if not all(isinstance(v, str) for v in value):
+        raise ctx.fail(f"every item of '{key}' must be text", data.key_lines.get(key, data.line))
+    return tuple(value)
+
+
+def _wrong_cases(ctx: _Ctx, lab_dir: Path) -> tuple[WrongCase, ...]:
+    cases = []
+    wrong_dir = lab_dir / "wrong"
+    if not wrong_dir.is_dir():
+        return ()
+    for case_dir in sorted(p for p in wrong_dir.iterdir() if p.is_dir()):
+        case_file = case_dir / "case.yaml"
+        cctx = _Ctx(case_file)
+        data = cctx.mapping(read_yaml(case_file), "case.yaml")
+        fails = _str_list(cctx, data, "fails")
+        if not fails:
+            raise cctx.fail("'fails' names at least one check id", data.key_lines["fails"])
+        cases.append(
+            WrongCase(
+                name=case_dir.name,
+                path=case_dir,
+                summary=cctx.require(data, "summary", str),
+                fails=fails,
+                says=_str_list(cctx, data, "says", []),
+            )
+        )
+    return tuple(cases)
+
+
+def load_lab(lab_dir: Path) -> LabSpec:
+    """Parse a lab folder's lab.yaml (and its wrong/ cases)."""
+    path = lab_dir / "lab.yaml"
+    ctx = _Ctx(path)
+    data = ctx.mapping(read_yaml(path), "lab.yaml")
+    ctx.version(data)
+    setup = ctx.require(data, "setup", dict)
+    checks = []
+    for raw in ctx.require(data, "checks", list):
+        c = ctx.mapping(raw, "a check", data.key_lines["checks"])
+        checks.append(CheckSpec(ctx.require(c, "id", str), ctx.require(c, "title", str)))
+    ids = [c.id for c in checks]
+    if len(set(ids)) != len(ids):
+        raise ctx.fail("check ids must be unique", data.key_lines["checks"])
+    time_limit = data.get("time_limit", 20)
+    return LabSpec(
+        path=lab_dir,
+        topic=ctx.require(data, "topic", str),
+        title=ctx.require(data, "title", str),
+        services=_str_list(ctx, data, "services"),
+        setup={str(k): str(v) for k, v in setup.items()},
+        workspace=_str_list(ctx, data, "workspace"),
+        apply=_str_list(ctx, data, "apply", []),
+        checks=tuple(checks),
+        hints=_str_list(ctx, data, "hints"),
+        wrong=_wrong_cases(ctx, lab_dir),
+        time_limit=float(time_limit),
+    )
+
+
+# ---------------------------------------------------------------- the course
+
+
+@dataclass(frozen=True)
+class TopicContent:
+    """Where a topic's files are, in the first course folder that has them."""
+
+    topic: Topic
+    lesson_path: Path | None
+    quiz_path: Path | None
+    lab_path: Path | None
+
+
+class Course:
+    """The course folders (built-in, plus SDTUTOR_COURSE), and lazy access to their files."""
+
+    def __init__(self, roots: list[Path] | None = None) -> None:
+        if roots is None:
+            roots = [locations.course_dir()]
+            extra = locations.extra_course_dir()
+            if extra:
+                roots.insert(0, extra)
+        self.roots = roots
+
+    def _find(self, sub: str, name: str) -> Path | None:
+        for root in self.roots:
+            candidate = root / sub / name
+            if candidate.exists():
+                return candidate
+        return None
+
+    def content(self, topic: Topic) -> TopicContent:
+        """Locate a topic's lesson, quiz and lab without parsing them."""
+        lab = self._find("labs", topic.dirname)
+        return TopicContent(
+            topic,
+            self._find("lessons", f"{topic.dirname}.md"),
+            self._find("quizzes", f"{topic.dirname}.yaml"),
+            lab if lab and (lab / "lab.yaml").exists() else None,
+        )
+
+    def contents(self) -> Iterator[TopicContent]:
+        """Every topic, in order."""
+        for topic in TOPICS:
+            yield self.content(topic)
+
+    def lesson(self, topic: Topic) -> Lesson:
+        """Load a topic's lesson, or say it is not written yet."""
+        path = self.content(topic).lesson_path
+        if path is None:
+            raise ContentError(
+                f"The lesson for '{topic.slug}' is not written yet.",
+                "`sdtutor list` shows which topics have content.",
+            )
+        return load_lesson(path)
+
+    def quiz(self, topic: Topic) -> Quiz:
+        """Load a topic's quiz, or say it is not written yet."""
+        path = self.content(topic).quiz_path
+        if path is None:
+            raise ContentError(
+                f"The quiz for '{topic.slug}' is not written yet.",
+                "`sdtutor list` shows which topics have content.",
+            )
+        return load_quiz(path)
+
+    def lab(self, topic: Topic) -> LabSpec:
+        """Load a topic's lab, or say it is not written yet."""
+        path = self.content(topic).lab_path
+        if path is None:
+            raise ContentError(
+                f"The lab for '{topic.slug}' is not written yet.",
+                "`sdtutor list` shows which topics have a lab.",
+            )
+        return load_lab(path)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LESSON_SECTIONS",
+    "Course",
+    "TopicContent",
+    "load_lab",
+    "load_lesson",
+    "load_quiz",
+    "read_yaml",
+]

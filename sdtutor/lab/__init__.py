@@ -1,0 +1,1 @@
+"""Labs: lifecycle, checks, and running the learner's code."""

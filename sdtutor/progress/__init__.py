@@ -1,0 +1,5 @@
+"""The progress store."""
+
+from sdtutor.progress.store import ProgressStore, TopicProgress
+
+__all__ = ["ProgressStore", "TopicProgress"]

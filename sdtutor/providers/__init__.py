@@ -1,0 +1,85 @@
+"""Service providers: docker, local and external, behind one interface.
+
+Only the chosen provider's module (and its heavy imports) is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from sdtutor.errors import ProviderError, UsageError
+from sdtutor.providers.base import SERVICES, Availability, Endpoint, Provider
+
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "docker": ("sdtutor.providers.docker", "DockerProvider"),
+    "local": ("sdtutor.providers.local", "LocalProvider"),
+    "external": ("sdtutor.providers.external", "ExternalProvider"),
+}
+NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def provider_class(name: str) -> type[Provider]:
+    """The provider class for a name; raises UsageError for an unknown one."""
+    try:
+        module_name, class_name = _REGISTRY[name]
+    except KeyError:
+        raise UsageError(
+            f"There is no provider called '{name}'.",
+            f"Use one of: {', '.join(NAMES)}.",
+        ) from None
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def select(requested: str | None, services: list[str]) -> Provider:
+    """Choose a provider: --provider, else SDTUTOR_PROVIDER, else docker, else local.
+
+    Raises ProviderError naming the three ways to get going when none can serve.
+    """
+    name = requested or os.environ.get("SDTUTOR_PROVIDER") or None
+    if name:
+        cls = provider_class(name)
+        check_supports(cls, services)
+        available = cls.availability()
+        if not available.ok:
+            raise ProviderError(
+                f"The {name} provider cannot run here: {available.detail}", available.fix
+            )
+        return cls()
+    for candidate in ("docker", "local"):
+        cls = provider_class(candidate)
+        if not set(services) <= cls.services:
+            continue
+        available = cls.availability()
+        if available.ok and set(services) <= set(available.services):
+            return cls()
+    raise ProviderError(
+        f"No provider can start {', '.join(services)} on this machine.",
+        "Three ways to get going: start Docker (then sdtutor uses it), install the servers "
+        "(PostgreSQL, Redis, RabbitMQ) so the local provider finds them, or point sdtutor at "
+        "servers you have with SDTUTOR_PROVIDER=external and SDTUTOR_POSTGRES_URL / "
+        "SDTUTOR_REDIS_URL / SDTUTOR_AMQP_URL. `sdtutor doctor` shows what is missing.",
+    )
+
+
+def check_supports(cls: type[Provider], services: list[str]) -> None:
+    """Refuse, before anything starts, a lab that needs what the provider cannot do."""
+    missing = [s for s in services if s not in cls.services]
+    if missing:
+        raise ProviderError(
+            f"The {cls.name} provider cannot supply {', '.join(missing)}.",
+            "Choose another with --provider (see `sdtutor doctor`).",
+        )
+
+
+__all__ = [
+    "NAMES",
+    "SERVICES",
+    "Availability",
+    "Endpoint",
+    "Provider",
+    "check_supports",
+    "provider_class",
+    "select",
+]
