@@ -157,9 +157,14 @@ def _only_pending(predicate: str) -> bool:
             sides = [s.this if isinstance(s, exp.Cast) else s for s in sides]
             columns = [s for s in sides if isinstance(s, exp.Column)]
             literals = [s for s in sides if isinstance(s, exp.Literal) and s.is_string]
-            if columns and literals and (columns[0].name, literals[0].this) == (
-                "status",
-                "pending",
+            if (
+                columns
+                and literals
+                and (columns[0].name, literals[0].this)
+                == (
+                    "status",
+                    "pending",
+                )
             ):
                 return True
     return False

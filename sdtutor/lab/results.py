@@ -55,7 +55,7 @@ def plan_label(node: dict[str, Any]) -> str:
     """One line describing a plan node, as EXPLAIN's text format would."""
     label = str(node.get("Node Type", "?"))
     if node.get("Scan Direction") == "Backward":
-        label = label.replace("Index", "Index Backward", 1) if "Index" in label else label
+        label += " Backward"
     if "Index Name" in node:
         label += f" using {node['Index Name']}"
     if "Relation Name" in node:

@@ -1,0 +1,336 @@
+"""`sdtutor lab ...`: start, info, check, hint, solution, watch, shell, reset, stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sdtutor.topics import Topic
+
+app = typer.Typer(
+    help="Hands-on labs on real services: start one, work in its workspace, check it.",
+    no_args_is_help=True,
+)
+
+TOPIC_ARG = typer.Argument(..., help="Number, slug or unambiguous prefix (7, indexing, index).")
+
+
+def _topic(arg: str) -> Topic:
+    from sdtutor.topics import resolve
+
+    return resolve(arg)
+
+
+def _lab(topic: Topic):  # type: ignore[no-untyped-def]
+    from sdtutor.content.loader import Course
+
+    return Course().lab(topic)
+
+
+class _Progress:
+    """Shows provisioning steps: a spinner and, where the fraction is known, a bar."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+        from sdtutor.cli.ui import err
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            console=err,
+            transient=False,
+        )
+        self.task = self.progress.add_task("Preparing", total=1.0)
+        self.last = ""
+
+    def __call__(self, step: str, fraction: float | None = None) -> None:
+        if step != self.last and self.last:
+            self.progress.console.log(f"[green]✓[/] {self.last}")
+        self.last = step
+        self.progress.update(self.task, description=step, completed=fraction or 0.0)
+
+    def __enter__(self) -> _Progress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None and self.last:
+            self.progress.update(self.task, completed=1.0)
+        self.progress.stop()
+
+
+def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None:
+    """Start a lab and say what to do next."""
+    from rich.markdown import Markdown
+    from rich.panel import Panel
+
+    from sdtutor.cli.ui import console
+    from sdtutor.lab import runtime
+
+    lab = _lab(topic)
+    with _Progress() as progress:
+        lab_state, fresh = runtime.start(topic, lab, provider, workspace, progress)
+    readme = Path(lab_state.workspace) / "README.md"
+    if fresh:
+        console.print(Markdown(readme.read_text(encoding="utf-8")))
+    connect = "\n".join(f"  {name}: {url}" for name, url in lab_state.urls.items())
+    console.print(
+        Panel(
+            f"[bold]{lab.title}[/] is {'ready' if fresh else 'running again'} "
+            f"(provider: {lab_state.provider}).\n\n"
+            f"Workspace: [bold]{lab_state.workspace}[/]\n"
+            f"Connect:\n{connect}\n\n"
+            f"  sdtutor lab shell {topic.slug}     a SQL prompt on the lab's database\n"
+            f"  sdtutor lab check {topic.slug}     check your work (as often as you like)\n"
+            f"  sdtutor lab hint {topic.slug}      one more hint\n"
+            f"  sdtutor lab stop {topic.slug}      remove what the lab created",
+            title="Lab started" if fresh else "Lab resumed",
+            title_align="left",
+            border_style="green",
+        )
+    )
+
+
+@app.command("start")
+def start(
+    topic: str = TOPIC_ARG,
+    provider: str = typer.Option(
+        None,
+        "--provider",
+        "-p",
+        help="docker, local or external (default: SDTUTOR_PROVIDER, "
+        "else docker when an engine answers, else local).",
+    ),
+    workspace: Path = typer.Option(None, "--workspace", "-w", help="Where the lab's files go."),
+) -> None:
+    """Start a lab: its services, its seeded data and a workspace with the task."""
+    do_start(_topic(topic), provider, workspace)
+
+
+@app.command("info")
+def info(
+    topic: str = TOPIC_ARG,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and graders."),
+) -> None:
+    """Show a lab's status, provider, workspace and service URLs."""
+    from sdtutor.cli.ui import console, dump_json
+    from sdtutor.lab import runtime
+
+    data = runtime.info(_topic(topic))
+    if as_json:
+        dump_json(data)
+        return
+    console.print(f"[bold]{data['topic']}[/]: {data['status']}")
+    if data["provider"]:
+        console.print(f"provider:  {data['provider']}")
+    if data["workspace"]:
+        console.print(f"workspace: {data['workspace']}")
+    for name, svc in data["services"].items():
+        console.print(f"{name}: {svc['url']}")
+    if data["status"] == "stopped":
+        console.print(
+            f"Its services are not answering: `sdtutor lab start {data['topic']}` "
+            "brings them back with your work intact."
+        )
+
+
+@app.command("check")
+def check(
+    topic: str = TOPIC_ARG,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and graders."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show evidence for passes too."),
+) -> None:
+    """Check your work. Exit 0: all checks pass; 1: some fail; 2: cannot run."""
+    from sdtutor.cli import render
+    from sdtutor.cli.ui import console, dump_json
+    from sdtutor.lab import runtime
+
+    t = _topic(topic)
+    lab = _lab(t)
+    if as_json:
+        results = runtime.check(t, lab)
+    else:
+        with console.status("Checking (reading the catalog and the plans)..."):
+            results = runtime.check(t, lab)
+    passed = all(r.passed for r in results)
+    if as_json:
+        dump_json({"topic": t.slug, "passed": passed, "checks": [r.to_json() for r in results]})
+    else:
+        console.print(render.check_results(results, verbose))
+        if passed:
+            console.print(
+                f"[bold green]Lab passed.[/] `sdtutor lab solution {t.slug}` shows "
+                "the reference solution to compare with yours."
+            )
+    if not passed:
+        raise typer.Exit(1)
+
+
+@app.command("hint")
+def hint(topic: str = TOPIC_ARG) -> None:
+    """Show the next hint (one more each call)."""
+    from rich.panel import Panel
+
+    from sdtutor.cli.ui import console
+    from sdtutor.lab import runtime
+
+    t = _topic(topic)
+    h = runtime.next_hint(t, _lab(t))
+    more = "" if h.number == h.total else f"  (`sdtutor lab hint {t.slug}` for the next)"
+    console.print(
+        Panel(
+            h.text,
+            title=f"Hint {h.number} of {h.total}",
+            title_align="left",
+            subtitle=more or None,
+            border_style="cyan",
+        )
+    )
+
+
+@app.command("solution")
+def solution(topic: str = TOPIC_ARG) -> None:
+    """Show the reference solution, once the lab has passed."""
+    from rich.syntax import Syntax
+
+    from sdtutor.cli.ui import console
+    from sdtutor.lab import runtime
+
+    t = _topic(topic)
+    for name, text in runtime.solution_files(t, _lab(t)):
+        lexer = {".py": "python", ".sql": "sql"}.get(Path(name).suffix, "text")
+        console.rule(f"[bold]{name}[/]", align="left")
+        console.print(Syntax(text, lexer, word_wrap=True))
+
+
+@app.command("watch")
+def watch(
+    topic: str = TOPIC_ARG,
+    interval: float = typer.Option(1.0, help="Seconds between looks at the workspace."),
+) -> None:
+    """Re-check whenever a workspace file changes (Ctrl-C to stop)."""
+    import time
+
+    from sdtutor.cli import render
+    from sdtutor.cli.ui import console
+    from sdtutor.lab import runtime
+
+    t = _topic(topic)
+    lab = _lab(t)
+    workspace = Path(runtime.require_state(t).workspace)
+
+    def snapshot() -> dict[str, float]:
+        return {
+            str(p): p.stat().st_mtime
+            for p in workspace.rglob("*")
+            if p.is_file() and ".sdtutor-backup" not in p.parts and "__pycache__" not in p.parts
+        }
+
+    seen: dict[str, float] | None = None
+    try:
+        while True:
+            current = snapshot()
+            if current != seen:
+                seen = current
+                console.clear()
+                console.print(f"[dim]Watching {workspace} (Ctrl-C to stop)[/]")
+                console.print(render.check_results(runtime.check(t, lab)))
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("\nStopped watching.")
+
+
+@app.command("shell")
+def shell(
+    topic: str = TOPIC_ARG,
+    service: str = typer.Argument("postgres", help="Which service (postgres)."),
+    file: Path = typer.Option(None, "--file", "-f", help="Run the SQL in this file, then exit."),
+    builtin: bool = typer.Option(
+        False, "--builtin", help="Use sdtutor's own SQL prompt, not psql."
+    ),
+) -> None:
+    """Open a SQL prompt on the lab's database (psql where installed), or run a file."""
+    from sdtutor.errors import LabError
+    from sdtutor.lab import runtime
+
+    t = _topic(topic)
+    lab_state = runtime.require_state(t)
+    url = lab_state.urls.get(service)
+    if url is None:
+        raise LabError(
+            f"The {t.slug} lab has no {service} service.",
+            f"It has: {', '.join(lab_state.urls) or 'none'}.",
+        )
+    from sdtutor.cli import sqlshell
+
+    if file is not None:
+        path = file if file.is_absolute() else Path.cwd() / file
+        if not path.exists() and (Path(lab_state.workspace) / file).exists():
+            path = Path(lab_state.workspace) / file
+        sqlshell.run_file(url, path)
+        return
+    raise typer.Exit(sqlshell.interactive(url, prefer_psql=not builtin))
+
+
+@app.command("reset")
+def reset(
+    topic: str = TOPIC_ARG,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Back to the starting state: fresh data and starter files (yours are kept aside)."""
+
+    from sdtutor.cli.ui import console, interactive
+    from sdtutor.lab import runtime
+
+    t = _topic(topic)
+    lab = _lab(t)
+    if (
+        not yes
+        and interactive()
+        and not typer.confirm(
+            f"Reset the {t.slug} lab? The database is re-seeded; your changed files are "
+            "copied to .sdtutor-backup/ first.",
+            default=False,
+        )
+    ):
+        raise typer.Exit(1)
+    with _Progress() as progress:
+        lab_state, backup = runtime.reset(t, lab, progress)
+    console.print(
+        f"[green]The {t.slug} lab is back at its start.[/] Workspace: {lab_state.workspace}"
+    )
+    if backup:
+        console.print(f"Your previous files are in {backup}")
+
+
+@app.command("stop")
+def stop(
+    topic: str = typer.Argument(None, help="The lab to stop."),
+    all_labs: bool = typer.Option(False, "--all", help="Stop every lab and every sdtutor server."),
+) -> None:
+    """Stop a lab and remove what it created (your workspace stays)."""
+    from sdtutor.cli.ui import console
+    from sdtutor.errors import UsageError
+    from sdtutor.lab import runtime
+    from sdtutor.topics import resolve
+
+    if all_labs:
+        stopped = runtime.stop_all(resolve)
+        console.print("Stopped: " + ", ".join(stopped) if stopped else "Nothing was running.")
+        return
+    if topic is None:
+        raise UsageError(
+            "Name the lab to stop, or use --all.", "Example: sdtutor lab stop indexing"
+        )
+    t = _topic(topic)
+    if runtime.stop(t):
+        console.print(
+            f"[green]Stopped the {t.slug} lab[/] and removed what it created. "
+            "Your workspace is still there."
+        )
+    else:
+        console.print(f"The {t.slug} lab is not running; nothing to stop.")

@@ -1,0 +1,104 @@
+"""Rich renderings shared by commands: lessons, check results, plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from sdtutor.content.models import Lesson, Section
+from sdtutor.lab.results import CheckResult, Evidence, plan_label
+
+
+def lesson_header(lesson: Lesson) -> RenderableType:
+    """Title, summary, reading time and objectives."""
+    objectives = "\n".join(f"- {o}" for o in lesson.objectives)
+    body = Markdown(
+        f"*{lesson.summary}*\n\nAbout {lesson.minutes} minutes. You will be able to:\n\n{objectives}"
+    )
+    return Panel(body, title=f"[bold]{lesson.number}. {lesson.title}[/]", title_align="left")
+
+
+def section(lesson: Lesson, index: int) -> RenderableType:
+    """One section of a lesson, with where it stands."""
+    sec: Section = lesson.sections[index]
+    return Group(
+        Rule(f"[bold]{sec.heading}[/]  [dim]{index + 1}/{len(lesson.sections)}[/]", align="left"),
+        Markdown(sec.body),
+    )
+
+
+def plan_tree(plan: dict[str, Any], title: str) -> Tree:
+    """A PostgreSQL JSON plan as a tree; Sort and Seq Scan nodes stand out."""
+
+    def label(node: dict[str, Any]) -> Text:
+        node_type = node.get("Node Type", "")
+        style = "bold red" if node_type in ("Sort", "Seq Scan", "Incremental Sort") else "bold"
+        text = Text()
+        head, _, rest = plan_label(node).partition("  ")
+        text.append(head, style=style)
+        if rest:
+            text.append("  " + rest, style="dim")
+        return text
+
+    tree = Tree(Text(title, style="italic"))
+
+    def add(parent: Tree, node: dict[str, Any]) -> None:
+        branch = parent.add(label(node))
+        for child in node.get("Plans", []):
+            add(branch, child)
+
+    add(tree, plan)
+    return tree
+
+
+def evidence(item: Evidence) -> RenderableType:
+    """One piece of evidence, rendered for its kind."""
+    if item.kind == "plan":
+        return plan_tree(item.data, item.title)
+    if item.kind == "table":
+        columns, rows = item.data
+        table = Table(title=item.title, title_justify="left", title_style="italic")
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        if not rows:
+            table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
+        return table
+    if item.kind == "sql":
+        return Panel(
+            Syntax(str(item.data), "sql", word_wrap=True),
+            title=item.title,
+            title_align="left",
+            border_style="dim",
+        )
+    return Panel(Text(str(item.data)), title=item.title, title_align="left", border_style="dim")
+
+
+def check_results(results: list[CheckResult], verbose: bool = False) -> RenderableType:
+    """Each check as passed or failed; failures with their evidence and the next step."""
+    parts: list[RenderableType] = []
+    for r in results:
+        mark = Text("✓ ", style="bold green") if r.passed else Text("✗ ", style="bold red")
+        parts.append(mark + Text(r.title, style="bold") + Text(f"  [{r.id}]", style="dim"))
+        parts.append(
+            Panel(Text(r.message), border_style="green" if r.passed else "red", padding=(0, 1))
+        )
+        if not r.passed or verbose:
+            parts.extend(evidence(e) for e in r.evidence)
+        parts.append(Text(""))
+    passed = sum(r.passed for r in results)
+    style = "bold green" if passed == len(results) else "bold yellow"
+    parts.append(Text(f"{passed} of {len(results)} checks pass.", style=style))
+    return Group(*parts)
+
+
+__all__ = ["check_results", "evidence", "lesson_header", "plan_tree", "section"]

@@ -1,0 +1,156 @@
+"""A SQL prompt on a lab's database: psql where installed, else a small built-in one.
+
+The built-in prompt prints results as tables and EXPLAIN plans as trees.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sdtutor.errors import LabError
+
+META = {
+    "\\d": "SELECT table_name AS table, (SELECT count(*) FROM information_schema.columns c "
+    "WHERE c.table_name = t.table_name AND c.table_schema = t.table_schema) AS columns "
+    "FROM information_schema.tables t WHERE table_schema = current_schema() ORDER BY 1",
+    "\\di": "SELECT indexname AS index, tablename AS table, indexdef AS definition, "
+    "pg_size_pretty(pg_relation_size(format('%I', indexname)::regclass)) AS size "
+    "FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 2, 1",
+}
+HELP = """Type SQL ending with ; (it may span lines). Also:
+  \\d    tables        \\di   indexes       \\q    quit (or Ctrl-D)"""
+
+
+def run_file(url: str, path: Path) -> None:
+    """Run every statement of a SQL file, printing what each did; stop at the first error."""
+    import psycopg
+
+    from sdtutor.cli.ui import console, err
+    from sdtutor.lab.postgres import connect, split_statements
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LabError(f"There is no file {path}.", "Give the path to a .sql file.") from None
+    statements = split_statements(text)
+    if not statements:
+        console.print(f"{path.name} has no SQL statements (only comments).")
+        return
+    with connect(url, autocommit=True) as conn:
+        for statement in statements:
+            line = text[: text.find(statement)].count("\n") + 1 if statement in text else 0
+            try:
+                cur = conn.execute(statement.encode())
+            except psycopg.Error as exc:
+                err.print(f"[red]{path.name}:{line}: {str(exc).strip()}[/]")
+                raise typer.Exit(1) from None
+            console.print(f"[green]{cur.statusmessage}[/]  [dim]{path.name}:{line}[/]")
+            if cur.description:
+                _show(cur)
+
+
+def _show(cur: Any) -> None:
+    from rich.table import Table
+
+    from sdtutor.cli.render import plan_tree
+    from sdtutor.cli.ui import console
+
+    columns = [c.name for c in cur.description]
+    rows = cur.fetchall()
+    if columns == ["QUERY PLAN"]:
+        if rows and isinstance(rows[0][0], list):
+            console.print(plan_tree(rows[0][0][0]["Plan"], "plan"))
+        else:
+            console.print(_text_plan([r[0] for r in rows]))
+        return
+    table = Table(*columns, caption=f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
+    for row in rows[:100]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+    if len(rows) > 100:
+        console.print(f"[dim](first 100 of {len(rows)} rows shown)[/]")
+
+
+def _text_plan(lines: list[str]) -> Any:
+    """EXPLAIN's text output as a tree, nesting by the '->' markers."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    tree = Tree(Text("plan", style="italic"))
+    stack: list[tuple[int, Tree]] = [(-1, tree)]
+    for line in lines:
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        is_node = stripped.startswith("->") or not stack[1:]
+        label = stripped[2:].strip() if stripped.startswith("->") else stripped
+        if is_node:
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            style = "bold red" if label.startswith(("Sort", "Seq Scan")) else "bold"
+            node = stack[-1][1].add(Text(label, style=style))
+            stack.append((indent, node))
+        else:
+            stack[-1][1].add(Text(label, style="dim"))
+    return tree
+
+
+def interactive(url: str, prefer_psql: bool = True) -> int:
+    """Open psql, or the built-in prompt; returns an exit code."""
+    psql = shutil.which("psql")
+    if prefer_psql and psql:
+        return subprocess.run([psql, url]).returncode
+    return builtin_prompt(url)
+
+
+def builtin_prompt(url: str) -> int:
+    """A small SQL prompt: statements end with ';'."""
+    import psycopg
+
+    from sdtutor.cli.ui import console
+    from sdtutor.lab.postgres import connect
+
+    with connect(url, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        console.print(f"Connected to {dbname}. {HELP}")
+        buffer: list[str] = []
+        while True:
+            try:
+                line = input(f"{dbname}{'-' if buffer else '='}> ")
+            except EOFError:
+                console.print()
+                return 0
+            except KeyboardInterrupt:
+                buffer = []
+                console.print()
+                continue
+            stripped = line.strip()
+            if not buffer and stripped in ("\\q", "quit", "exit"):
+                return 0
+            if not buffer and stripped in ("\\?", "help"):
+                console.print(HELP)
+                continue
+            if not buffer and stripped in META:
+                _show(conn.execute(META[stripped]))
+                continue
+            buffer.append(line)
+            if not stripped.endswith(";"):
+                continue
+            statement = "\n".join(buffer)
+            buffer = []
+            try:
+                cur = conn.execute(statement.encode())
+            except psycopg.Error as exc:
+                console.print(f"[red]{str(exc).strip()}[/]")
+                continue
+            if cur.description:
+                _show(cur)
+            else:
+                console.print(f"[green]{cur.statusmessage}[/]")
+
+
+__all__ = ["builtin_prompt", "interactive", "run_file"]

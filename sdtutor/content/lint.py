@@ -1,0 +1,251 @@
+"""`sdtutor content check`: the course linter.
+
+Finds every problem it can (not just the first), each with file and line, so an author
+can fix a whole course in one pass. Lab proofs (starter fails, solution passes, wrong
+cases fail) live in sdtutor.lab.proof and run after the lint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdtutor.content.loader import LESSON_SECTIONS, load_lab, load_lesson, load_quiz
+from sdtutor.content.models import LabSpec, Lesson
+from sdtutor.errors import ContentError, LabError
+from sdtutor.topics import TOPICS, Topic
+
+_BY_DIRNAME = {t.dirname: t for t in TOPICS}
+CODE_WIDTH = 76
+MIN_QUESTIONS = 10
+MIN_TYPES = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the course."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}:{self.line}: {self.message}"
+            if self.line
+            else f"{self.path}: {self.message}"
+        )
+
+
+def _from_error(exc: ContentError) -> Problem:
+    message = exc.message
+    prefix = f"{exc.path}:{exc.line}: " if exc.line else f"{exc.path}: "
+    if message.startswith(prefix):
+        message = message[len(prefix) :]
+    return Problem(exc.path, exc.line, message)
+
+
+def lint_lesson(path: Path, topic: Topic | None) -> tuple[Lesson | None, list[Problem]]:
+    """Problems in one lesson file."""
+    problems: list[Problem] = []
+    try:
+        lesson = load_lesson(path)
+    except ContentError as exc:
+        return None, [_from_error(exc)]
+    p = str(path)
+    if topic is not None:
+        if lesson.number != topic.number:
+            problems.append(
+                Problem(
+                    p, 3, f"number is {lesson.number}, but the file is for topic {topic.number}"
+                )
+            )
+        if lesson.slug != topic.slug:
+            problems.append(
+                Problem(p, 4, f"slug is '{lesson.slug}', but the file is for '{topic.slug}'")
+            )
+    if not 10 <= lesson.minutes <= 20:
+        problems.append(Problem(p, 1, f"minutes is {lesson.minutes}: a lesson reads in 10 to 20"))
+    headings = [s.heading for s in lesson.sections]
+    expected = [h for h in LESSON_SECTIONS if h in headings]
+    for heading in LESSON_SECTIONS:
+        if heading not in headings:
+            problems.append(Problem(p, 1, f"the section '## {heading}' is missing"))
+    ordered = [h for h in headings if h in LESSON_SECTIONS]
+    if ordered != expected:
+        problems.append(Problem(p, 1, f"sections are out of order: {', '.join(ordered)}"))
+    mental = lesson.section("Mental model")
+    if mental and "```text" not in mental.body:
+        problems.append(
+            Problem(p, mental.line, "the mental model has no diagram (a ```text block)")
+        )
+    tradeoffs = lesson.section("Trade-offs")
+    if tradeoffs and not any(line.lstrip().startswith("|") for line in tradeoffs.body.splitlines()):
+        problems.append(Problem(p, tradeoffs.line, "the trade-offs section has no table"))
+    decide = lesson.section("How to decide")
+    if decide and "- [ ]" not in decide.body:
+        problems.append(Problem(p, decide.line, "how to decide has no checklist (- [ ] items)"))
+    in_code = False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code and len(line) > CODE_WIDTH:
+            problems.append(
+                Problem(p, number, f"a code line is {len(line)} columns (at most {CODE_WIDTH})")
+            )
+    return lesson, problems
+
+
+def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Problem]:
+    """Problems in one quiz file."""
+    try:
+        quiz = load_quiz(path)
+    except ContentError as exc:
+        return [_from_error(exc)]
+    p = str(path)
+    problems: list[Problem] = []
+    if topic is not None and quiz.topic != topic.slug:
+        problems.append(
+            Problem(p, 2, f"topic is '{quiz.topic}', but the file is for '{topic.slug}'")
+        )
+    if len(quiz.questions) < MIN_QUESTIONS:
+        problems.append(
+            Problem(p, 1, f"{len(quiz.questions)} questions: a quiz has at least {MIN_QUESTIONS}")
+        )
+    types = {q.type for q in quiz.questions}
+    if len(types) < MIN_TYPES:
+        problems.append(
+            Problem(p, 1, f"question types: {', '.join(sorted(types))}; use at least {MIN_TYPES}")
+        )
+    headings = {s.heading for s in lesson.sections} if lesson else set()
+    for q in quiz.questions:
+        if lesson and q.section and q.section not in headings:
+            problems.append(
+                Problem(p, q.line, f"question '{q.id}': the lesson has no section '{q.section}'")
+            )
+        if len(q.explanation) < 40:
+            problems.append(
+                Problem(p, q.line, f"question '{q.id}': the explanation is too thin to teach")
+            )
+    return problems
+
+
+def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[Problem]]:
+    """Problems in one lab folder (its checks.py is imported to match check ids)."""
+    try:
+        lab = load_lab(lab_dir)
+    except ContentError as exc:
+        return None, [_from_error(exc)]
+    yaml_path = str(lab_dir / "lab.yaml")
+    problems: list[Problem] = []
+    if topic is not None and lab.topic != topic.slug:
+        problems.append(
+            Problem(yaml_path, 2, f"topic is '{lab.topic}', but the folder is for '{topic.slug}'")
+        )
+    for required in ("README.md", "checks.py"):
+        if not (lab_dir / required).is_file():
+            problems.append(Problem(str(lab_dir), 0, f"{required} is missing"))
+    for folder in ("starter", "solution", "wrong"):
+        if not (lab_dir / folder).is_dir():
+            problems.append(Problem(str(lab_dir), 0, f"the {folder}/ folder is missing"))
+    for name in lab.workspace:
+        if not (lab.starter / name).is_file():
+            problems.append(Problem(yaml_path, 0, f"workspace file starter/{name} is missing"))
+    for service, setup in lab.setup.items():
+        if not (lab_dir / setup).is_file():
+            problems.append(Problem(yaml_path, 0, f"setup file {setup} (for {service}) is missing"))
+    for name in lab.apply:
+        if name not in lab.workspace:
+            problems.append(
+                Problem(yaml_path, 0, f"apply names {name}, which is not a workspace file")
+            )
+    if not lab.wrong:
+        problems.append(
+            Problem(str(lab_dir / "wrong"), 0, "no wrong solutions: add at least one case")
+        )
+    check_ids = {c.id for c in lab.checks}
+    if (lab_dir / "checks.py").is_file():
+        from sdtutor.lab.checks import load_checks
+
+        try:
+            functions = load_checks(lab)
+        except (LabError, Exception) as exc:  # an author's checks.py may raise anything
+            problems.append(Problem(str(lab.checks_file), 0, f"cannot be imported: {exc}"))
+        else:
+            for cid in sorted(check_ids - set(functions)):
+                problems.append(
+                    Problem(yaml_path, 0, f"check '{cid}' has no @check function in checks.py")
+                )
+            for cid in sorted(set(functions) - check_ids):
+                problems.append(
+                    Problem(str(lab.checks_file), 0, f"@check('{cid}') is not listed in lab.yaml")
+                )
+    for case in lab.wrong:
+        for cid in case.fails:
+            if cid not in check_ids:
+                problems.append(
+                    Problem(str(case.path / "case.yaml"), 0, f"fails names unknown check '{cid}'")
+                )
+        extra = [p.name for p in case.path.iterdir() if p.is_file() and p.name != "case.yaml"]
+        if not extra:
+            problems.append(Problem(str(case.path), 0, "the case changes no file"))
+    known = {"lab.yaml", "README.md", "checks.py", *lab.setup.values()}
+    for path in sorted(lab_dir.iterdir()):
+        if path.is_file() and path.name not in known:
+            problems.append(Problem(str(path), 0, "orphan file: nothing in lab.yaml uses it"))
+        if path.is_dir() and path.name not in ("starter", "solution", "wrong", "__pycache__"):
+            problems.append(Problem(str(path), 0, "orphan folder: nothing in lab.yaml uses it"))
+    for folder in ("solution",):
+        for path in sorted((lab_dir / folder).glob("*")) if (lab_dir / folder).is_dir() else []:
+            if path.is_file() and path.name not in lab.workspace:
+                problems.append(Problem(str(path), 0, "not a workspace file named in lab.yaml"))
+    return lab, problems
+
+
+def lint_course(root: Path) -> tuple[list[Problem], list[LabSpec]]:
+    """Every problem in a course folder, and the labs that loaded (for proofs)."""
+    problems: list[Problem] = []
+    labs: list[LabSpec] = []
+    lessons: dict[str, Lesson] = {}
+    found_any = False
+    for sub, suffix in (("lessons", ".md"), ("quizzes", ".yaml")):
+        folder = root / sub
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            found_any = True
+            if path.name.startswith("."):
+                continue
+            topic = _BY_DIRNAME.get(path.stem) if path.suffix == suffix else None
+            if topic is None:
+                problems.append(
+                    Problem(str(path), 0, f"orphan file: not named NN-slug{suffix} after a topic")
+                )
+                continue
+            if sub == "lessons":
+                lesson, found = lint_lesson(path, topic)
+                if lesson:
+                    lessons[topic.slug] = lesson
+            else:
+                found = lint_quiz(path, topic, lessons.get(topic.slug))
+            problems += found
+    labs_dir = root / "labs"
+    for path in sorted(labs_dir.iterdir()) if labs_dir.is_dir() else []:
+        found_any = True
+        topic = _BY_DIRNAME.get(path.name)
+        if topic is None or not path.is_dir():
+            problems.append(
+                Problem(str(path), 0, "orphan: not a lab folder named NN-slug after a topic")
+            )
+            continue
+        lab, found = lint_lab(path, topic)
+        problems += found
+        if lab is not None and not found:
+            labs.append(lab)
+    if not found_any:
+        problems.append(
+            Problem(str(root), 0, "no lessons/, quizzes/ or labs/ here: is this a course folder?")
+        )
+    return problems, labs
+
+
+__all__ = ["Problem", "lint_course", "lint_lab", "lint_lesson", "lint_quiz"]

@@ -1,0 +1,152 @@
+"""Quiz grading: turn what the learner typed into an answer, and mark it.
+
+Headless: the CLI and the TUI both use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sdtutor.content.models import LETTERS, Question
+
+
+class BadResponse(ValueError):
+    """What the learner typed is not an answer of the right form; the message says why."""
+
+
+@dataclass(frozen=True)
+class Graded:
+    """A marked answer."""
+
+    question: Question
+    response: str
+    correct: bool
+
+    @property
+    def right_answer(self) -> str:
+        """The correct answer, written out for the learner."""
+        return describe_answer(self.question)
+
+
+def _letters(text: str, count: int) -> list[str]:
+    letters = [ch for ch in text.lower() if not ch.isspace() and ch not in ",;"]
+    valid = LETTERS[:count]
+    bad = [ch for ch in letters if ch not in valid]
+    if bad or not letters:
+        raise BadResponse(f"Type letters from {valid[0]} to {valid[-1]}.")
+    return letters
+
+
+def parse(question: Question, text: str) -> object:
+    """The learner's typed response as a comparable answer; raises BadResponse."""
+    text = text.strip()
+    count = len(question.choices)
+    if question.type == "single":
+        letters = _letters(text, count)
+        if len(letters) != 1:
+            raise BadResponse("Choose one letter.")
+        return letters[0]
+    if question.type == "multiple":
+        letters = _letters(text, count)
+        if len(set(letters)) != len(letters):
+            raise BadResponse("Name each letter once.")
+        return frozenset(letters)
+    if question.type == "order":
+        letters = _letters(text, count)
+        if sorted(letters) != list(LETTERS[:count]):
+            raise BadResponse(
+                f"Put all {count} letters in order, each once (e.g. {LETTERS[:count][::-1]})."
+            )
+        return tuple(letters)
+    if question.type == "truefalse":
+        value = text.lower()
+        if value in ("t", "true", "y", "yes"):
+            return True
+        if value in ("f", "false", "n", "no"):
+            return False
+        raise BadResponse("Answer t (true) or f (false).")
+    cleaned = text.replace(",", "").replace("_", "")
+    if question.unit and cleaned.lower().endswith(question.unit.lower()):
+        cleaned = cleaned[: -len(question.unit)].strip()
+    try:
+        number = float(cleaned)
+    except ValueError:
+        raise BadResponse("Type a number.") from None
+    if not math.isfinite(number):
+        raise BadResponse("Type a finite number.")
+    return number
+
+
+def is_correct(question: Question, answer: object) -> bool:
+    """Whether a parsed answer is right (numeric within the question's tolerance)."""
+    if question.type == "numeric":
+        assert isinstance(answer, float)
+        return abs(answer - float(question.answer)) <= question.tolerance + 1e-9
+    return bool(answer == question.answer)
+
+
+def grade(question: Question, text: str) -> Graded:
+    """Parse and mark a response; raises BadResponse for a malformed one."""
+    return Graded(question, text.strip(), is_correct(question, parse(question, text)))
+
+
+def describe_answer(question: Question) -> str:
+    """The right answer in words: letters with their choice text, a number, true/false."""
+    answer = question.answer
+    if question.type == "single":
+        return f"{answer}) {question.choices[LETTERS.index(answer)]}"
+    if question.type == "multiple":
+        return "; ".join(f"{a}) {question.choices[LETTERS.index(a)]}" for a in sorted(answer))
+    if question.type == "order":
+        return " → ".join(f"{a}) {question.choices[LETTERS.index(a)]}" for a in answer)
+    if question.type == "truefalse":
+        return "true" if answer else "false"
+    value = f"{answer:g}"
+    if question.tolerance:
+        value += f" (± {question.tolerance:g})"
+    return f"{value} {question.unit}".strip()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The end of a quiz: score, and what to re-read."""
+
+    correct: int
+    total: int
+    missed_ideas: tuple[str, ...]
+    sections: tuple[str, ...]
+
+    @property
+    def score(self) -> float:
+        """Fraction correct."""
+        return self.correct / self.total if self.total else 0.0
+
+
+def summarise(results: list[Graded]) -> Summary:
+    """Score the quiz and name the weakest ideas and the lesson sections to re-read."""
+    missed = [g.question for g in results if not g.correct]
+    ideas: dict[str, int] = {}
+    sections: dict[str, int] = {}
+    for q in missed:
+        ideas[q.idea or q.id] = ideas.get(q.idea or q.id, 0) + 1
+        if q.section:
+            sections[q.section] = sections.get(q.section, 0) + 1
+    return Summary(
+        correct=sum(g.correct for g in results),
+        total=len(results),
+        missed_ideas=tuple(sorted(ideas, key=lambda k: -ideas[k])),
+        sections=tuple(sorted(sections, key=lambda k: -sections[k])),
+    )
+
+
+__all__ = [
+    "BadResponse",
+    "Graded",
+    "Summary",
+    "describe_answer",
+    "grade",
+    "is_correct",
+    "parse",
+    "summarise",
+]
