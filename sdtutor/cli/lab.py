@@ -49,7 +49,7 @@ class _Progress:
 
     def __call__(self, step: str, fraction: float | None = None) -> None:
         if step != self.last and self.last:
-            self.progress.console.log(f"[green]✓[/] {self.last}")
+            self.progress.console.print(f"[green]✓[/] {self.last}")
         self.last = step
         self.progress.update(self.task, description=step, completed=fraction or 0.0)
 

@@ -58,26 +58,44 @@ doctor.register(app)
 app.add_typer(content.app, name="content")
 
 
+def _run_app() -> object:
+    try:
+        return app(standalone_mode=False)
+    finally:
+        _flush_notices()
+
+
+def _flush_notices() -> None:
+    """Show notices the core left for the user (only if the store was used)."""
+    store = sys.modules.get("sdtutor.progress.store")
+    if store is not None and store.PENDING_NOTICES:
+        from sdtutor.cli.ui import notice
+
+        for message in store.PENDING_NOTICES:
+            notice(message)
+        store.PENDING_NOTICES.clear()
+
+
 def run() -> None:
     """Entry point: run the app; user-caused errors become a panel and exit code 2."""
     from sdtutor.cli.ui import show_error
 
     try:
-        code = app(standalone_mode=False)
+        code = _run_app()
+        if code == 130:  # typer turns Ctrl-C into Exit(130)
+            raise KeyboardInterrupt
         if isinstance(code, int) and code:
             sys.exit(code)
     except SdtutorError as error:
         show_error(error)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):  # click turns Ctrl-C into Abort
         from sdtutor.cli.ui import err
 
         err.print("\nInterrupted. Nothing was left half-done; your progress is saved.")
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
     except typer.TyperException as exc:  # usage errors arrive here in non-standalone mode
         show = getattr(exc, "show", None)
         if show is not None:

@@ -155,9 +155,11 @@ def load_lesson(path: Path) -> Lesson:
     start = 0
     body: list[str] = []
     in_code = False
+    opened = 0
     for number, line in enumerate(lines[end + 1 :], start=end + 2):
         if line.lstrip().startswith("```"):
             in_code = not in_code
+            opened = number
         if not in_code and line.startswith("## "):
             if heading is not None:
                 sections.append(Section(heading, "\n".join(body).strip(), start))
@@ -165,7 +167,7 @@ def load_lesson(path: Path) -> Lesson:
             continue
         (body if heading is not None else intro).append(line)
     if in_code:
-        raise ctx.fail("a code block is opened with ``` and never closed", len(lines))
+        raise ctx.fail("this code block is opened with ``` and never closed", opened)
     if heading is not None:
         sections.append(Section(heading, "\n".join(body).strip(), start))
     return Lesson(
@@ -229,6 +231,8 @@ def _question(ctx: _Ctx, raw: Any, fallback_line: int) -> Question:
         answer: Any = _letters(ctx, raw_answer, len(choices), answer_line)[0]
     elif qtype == "multiple":
         letters = _letters(ctx, raw_answer, len(choices), answer_line)
+        if not letters:
+            raise ctx.fail(f"question '{qid}': name at least one right letter", answer_line)
         if len(set(letters)) != len(letters):
             raise ctx.fail(f"question '{qid}': a letter is repeated in the answer", answer_line)
         answer = frozenset(letters)
@@ -346,6 +350,11 @@ def load_lab(lab_dir: Path) -> LabSpec:
     if len(set(ids)) != len(ids):
         raise ctx.fail("check ids must be unique", data.key_lines["checks"])
     time_limit = data.get("time_limit", 20)
+    if isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or time_limit <= 0:
+        raise ctx.fail(
+            "time_limit must be a number of seconds above 0",
+            data.key_lines.get("time_limit", data.line),
+        )
     return LabSpec(
         path=lab_dir,
         topic=ctx.require(data, "topic", str),

@@ -122,12 +122,12 @@ def sql_steps(path: Path) -> list[SqlStep]:
     description, start, body = f"Running {path.name}", 1, []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith("-- step:"):
-            if "".join(body).strip():
+            if _has_code("\n".join(body)):
                 steps.append(SqlStep(description, "\n".join(body), start))
             description, start, body = line[len("-- step:") :].strip(), number, []
         else:
             body.append(line)
-    if "".join(body).strip():
+    if _has_code("\n".join(body)):
         steps.append(SqlStep(description, "\n".join(body), start))
     return steps
 

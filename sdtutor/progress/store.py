@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from sdtutor.errors import ProgressError
 from sdtutor.progress.migrations import MIGRATIONS
 
 LAB_STATUSES = ("not started", "started", "passed")
+PENDING_NOTICES: list[str] = []
+"""Notices for the front end to show once (e.g. a corrupt database kept aside)."""
 
 
 def now() -> str:
@@ -47,7 +50,6 @@ class ProgressStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or locations.progress_db()
-        self.notices: list[str] = []
         self.conn = self._open()
 
     def _connect(self) -> sqlite3.Connection:
@@ -55,7 +57,17 @@ class ProgressStore:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        # Switching a new file to WAL does not wait for the busy timeout: when two
+        # commands create the store at the same moment, one is told "locked" at once.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -71,14 +83,16 @@ class ProgressStore:
                     "Try again in a moment.",
                 ) from None
             aside = self.path.with_name(
-                f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+                f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             )
+            while aside.exists():
+                aside = aside.with_name(aside.name + "+")
             with contextlib.suppress(FileNotFoundError):
                 self.path.rename(aside)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(str(self.path) + suffix).rename(str(aside) + suffix)
-            self.notices.append(
+            PENDING_NOTICES.append(
                 f"The progress database {self.path} could not be read ({exc}). It was kept "
                 f"aside as {aside.name}, and a new one was started. Keep the old file if "
                 "you want to recover it; sdtutor will not touch it again."
@@ -185,6 +199,7 @@ class ProgressStore:
             c.execute(
                 "INSERT INTO labs (topic, status, workspace, provider, started_at) "
                 "VALUES (?, 'started', ?, ?, ?) ON CONFLICT (topic) DO UPDATE SET "
+                "status = CASE WHEN labs.status = 'passed' THEN 'passed' ELSE 'started' END, "
                 "workspace = excluded.workspace, provider = excluded.provider, "
                 "started_at = excluded.started_at",
                 (topic, workspace, provider, now()),
@@ -283,4 +298,4 @@ class ProgressStore:
         ]
 
 
-__all__ = ["LAB_STATUSES", "ProgressStore", "TopicProgress", "now"]
+__all__ = ["LAB_STATUSES", "PENDING_NOTICES", "ProgressStore", "TopicProgress", "now"]

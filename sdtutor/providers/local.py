@@ -114,6 +114,14 @@ def service_user() -> pwd.struct_passwd | None:
     return None
 
 
+def data_root() -> Path:
+    """Where server data lives: under SDTUTOR_HOME, or beside it when running as root."""
+    if service_user() is not None:
+        # Root's home is closed to the server's user, so the data lives outside it.
+        return Path("/var/tmp") / f"sdtutor-{locations.home_digest()}"
+    return locations.services_dir()
+
+
 class LocalPostgres:
     """One private PostgreSQL cluster for this SDTUTOR_HOME."""
 
@@ -123,12 +131,7 @@ class LocalPostgres:
         base = locations.services_dir()
         self.state_file = base / f"postgres-{binaries.major}.json"
         self.lock_file = base / "postgres.lock"
-        if self.user is not None:
-            # Root's home is closed to the server's user, so the data lives beside it.
-            root = Path("/var/tmp") / f"sdtutor-{locations.home_digest()}"
-        else:
-            root = base
-        self.root = root / f"postgres-{binaries.major}"
+        self.root = data_root() / f"postgres-{binaries.major}"
         self.datadir = self.root / "data"
         self.logfile = self.root / "server.log"
 
@@ -406,4 +409,11 @@ class LocalProvider(Provider):
         return [f"local PostgreSQL {binaries.major} ({pg.datadir})"]
 
 
-__all__ = ["LocalPostgres", "LocalProvider", "find_pg_binaries", "free_port", "service_user"]
+__all__ = [
+    "LocalPostgres",
+    "LocalProvider",
+    "data_root",
+    "find_pg_binaries",
+    "free_port",
+    "service_user",
+]

@@ -1,0 +1,93 @@
+"""Shared fixtures: isolated state folders and the real PostgreSQL the tests talk to."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SYSTEM_POSTGRES = os.environ.get(
+    "SDTUTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SDTUTOR_HOME for one test (no lab servers expected)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("SDTUTOR_HOME", str(path))
+    for var in ("SDTUTOR_PROVIDER", "SDTUTOR_POSTGRES_URL", "SDTUTOR_COURSE", "NO_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def system_postgres() -> str:
+    """The machine's PostgreSQL, which the external provider uses; it must be up."""
+    import psycopg
+
+    try:
+        with psycopg.connect(SYSTEM_POSTGRES, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"The tests need PostgreSQL at {SYSTEM_POSTGRES} ({exc}). Start it (see .ci/run) "
+            "or set SDTUTOR_TEST_POSTGRES_URL."
+        )
+    return SYSTEM_POSTGRES
+
+
+@pytest.fixture(scope="session")
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One SDTUTOR_HOME shared by the local-provider tests, so initdb runs once."""
+    path = tmp_path_factory.mktemp("local-home")
+    previous = os.environ.get("SDTUTOR_HOME")
+    os.environ["SDTUTOR_HOME"] = str(path)
+    try:
+        from sdtutor.providers.local import data_root
+
+        root = data_root()
+    finally:
+        if previous is None:
+            os.environ.pop("SDTUTOR_HOME", None)
+        else:
+            os.environ["SDTUTOR_HOME"] = previous
+    yield path
+    env = {**os.environ, "SDTUTOR_HOME": str(path)}
+    subprocess.run(
+        [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"], env=env, capture_output=True
+    )
+    if root != path / "services":
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def sdtutor(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `sdtutor` command in a subprocess, as a learner would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SDTUTOR_")}
+    full_env.update({"COLUMNS": "100", "NO_COLOR": "1"})
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "sdtutor", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def databases(url: str) -> set[str]:
+    """Names of the databases on a server."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}

@@ -1,0 +1,267 @@
+"""The indexing lab end to end, through the real `sdtutor` command and real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import REPO, databases, sdtutor
+
+LAB = REPO / "labs" / "07-indexing"
+
+
+def _info(env: dict[str, str]) -> dict:
+    result = sdtutor("lab", "info", "indexing", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _check(env: dict[str, str]) -> tuple[int, dict]:
+    result = sdtutor("lab", "check", "indexing", "--json", env=env)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_local_lab_from_start_to_stop(local_home: Path, tmp_path: Path) -> None:
+    env = {"SDTUTOR_HOME": str(local_home), "SDTUTOR_PROVIDER": "local"}
+    workspace = tmp_path / "ws"
+    started = sdtutor("lab", "start", "indexing", "--workspace", str(workspace), env=env)
+    assert started.returncode == 0, started.stderr
+    assert "Make the orders database fast" in started.stdout
+    assert {p.name for p in workspace.iterdir()} >= {
+        "README.md",
+        "indexes.sql",
+        "queries.sql",
+        "solution.py",
+    }
+
+    info = _info(env)
+    assert info["status"] == "running" and info["provider"] == "local"
+    assert info["workspace"] == str(workspace.resolve())
+    url = info["services"]["postgres"]["url"]
+    assert url.startswith("postgresql://") and "@127.0.0.1:" in url
+    assert url.endswith("/sdtutor_indexing")
+
+    # The untouched starter fails every task but data-intact, and says why.
+    code, report = _check(env)
+    assert code == 1 and report["passed"] is False and report["topic"] == "indexing"
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert set(by_id) == {
+        "data-intact",
+        "latest-orders",
+        "pending-queue",
+        "keyset-pagination",
+        "batched-recent-orders",
+    }
+    assert by_id["data-intact"]["passed"]
+    assert not by_id["latest-orders"]["passed"]
+    assert "starts with user_id" in by_id["latest-orders"]["message"]
+    assert any(
+        e["kind"] == "plan" and "Seq Scan" in e["text"] for e in by_id["latest-orders"]["evidence"]
+    )
+
+    # The solution only opens once the lab has passed.
+    locked = sdtutor("lab", "solution", "indexing", env=env)
+    assert locked.returncode == 2 and "once your lab has passed" in locked.stderr
+
+    # Work as a learner: edit the files, apply the DDL with the shell, check again.
+    for path in (LAB / "solution").iterdir():
+        shutil.copyfile(path, workspace / path.name)
+    applied = sdtutor("lab", "shell", "indexing", "-f", "indexes.sql", env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("CREATE INDEX") == 2
+    code, report = _check(env)
+    assert code == 0 and report["passed"], [c["message"] for c in report["checks"]]
+
+    shown = sdtutor("lab", "solution", "indexing", env=env)
+    assert shown.returncode == 0 and "CROSS JOIN LATERAL" in shown.stdout
+
+    first, second = (sdtutor("lab", "hint", "indexing", env=env) for _ in range(2))
+    assert "Hint 1 of 5" in first.stdout and "Hint 2 of 5" in second.stdout
+
+    listing = json.loads(sdtutor("list", "--json", env=env).stdout)
+    assert next(t for t in listing if t["slug"] == "indexing")["lab"] == "passed"
+
+    # Reset: fresh data (the indexes are gone), starter files back, the learner's kept aside.
+    reset = sdtutor("lab", "reset", "indexing", "--yes", env=env)
+    assert reset.returncode == 0, reset.stderr
+    backups = list((workspace / ".sdtutor-backup").iterdir())
+    assert (
+        len(backups) == 1
+        and (backups[0] / "solution.py").read_text()
+        == (LAB / "solution" / "solution.py").read_text()
+    )
+    assert (workspace / "queries.sql").read_text() == (LAB / "starter" / "queries.sql").read_text()
+    code, report = _check(env)
+    assert code == 1
+    # Passing once is kept: a later failing check does not take it away.
+    listing = json.loads(sdtutor("list", "--json", env=env).stdout)
+    assert next(t for t in listing if t["slug"] == "indexing")["lab"] == "passed"
+
+    # Stop: the database and the server go; the workspace stays.
+    stopped = sdtutor("lab", "stop", "indexing", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert workspace.is_dir()
+    assert _info(env)["status"] == "not started"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=3)
+    again = sdtutor("lab", "check", "indexing", env=env)
+    assert again.returncode == 2 and "lab start indexing" in again.stderr
+
+
+def test_external_provider_touches_only_its_database(
+    home: Path, system_postgres: str, tmp_path: Path
+) -> None:
+    env = {
+        "SDTUTOR_HOME": str(home),
+        "SDTUTOR_PROVIDER": "external",
+        "SDTUTOR_POSTGRES_URL": system_postgres,
+    }
+    with psycopg.connect(system_postgres, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS sdtutor_indexing WITH (FORCE)")
+    before = databases(system_postgres)
+    started = sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env)
+    assert started.returncode == 0, started.stderr
+    assert databases(system_postgres) - before == {"sdtutor_indexing"}
+    info = _info(env)
+    assert info["provider"] == "external"
+    assert info["services"]["postgres"]["url"].endswith("/sdtutor_indexing")
+    code, _ = _check(env)
+    assert code == 1
+    assert sdtutor("lab", "stop", "indexing", env=env).returncode == 0
+    assert databases(system_postgres) == before
+    # The learner's server keeps running: external servers are not ours to stop.
+    with psycopg.connect(system_postgres) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_unreachable_server_says_what_to_do(home: Path, tmp_path: Path) -> None:
+    env = {
+        "SDTUTOR_HOME": str(home),
+        "SDTUTOR_PROVIDER": "external",
+        "SDTUTOR_POSTGRES_URL": "postgresql://learner:s3cret@127.0.0.1:1/postgres",
+    }
+    result = sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env)
+    assert result.returncode == 2
+    assert "127.0.0.1:1" in result.stderr and "SDTUTOR_POSTGRES_URL" in result.stderr
+    assert "s3cret" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "ws").exists()
+    assert _info(env)["status"] == "not started"
+
+
+def test_unknown_topic_suggests_close_matches(home: Path) -> None:
+    result = sdtutor("lab", "start", "indexng", env={"SDTUTOR_HOME": str(home)})
+    assert result.returncode == 2
+    assert "indexing" in result.stderr and "Traceback" not in result.stderr
+    result = sdtutor("lab", "check", "c", env={"SDTUTOR_HOME": str(home)})
+    assert result.returncode == 2
+    for slug in ("caching", "ci-cd", "containers", "consistency"):
+        assert slug in result.stderr
+
+
+def _wait_for_database(url: str, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if name in databases(url):
+                return
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{name} never appeared")
+
+
+@pytest.mark.parametrize("provider", ["external", "local"])
+def test_ctrl_c_during_start_leaves_nothing_behind(
+    provider: str, home: Path, local_home: Path, system_postgres: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDTUTOR_")}
+    env.update({"SDTUTOR_PROVIDER": provider, "NO_COLOR": "1"})
+    if provider == "external":
+        env.update({"SDTUTOR_HOME": str(home), "SDTUTOR_POSTGRES_URL": system_postgres})
+    else:
+        env["SDTUTOR_HOME"] = str(local_home)
+    workspace = tmp_path / "ws"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sdtutor", "lab", "start", "indexing", "-w", str(workspace)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if provider == "external":
+            server = system_postgres
+        else:
+            from sdtutor.lab.postgres import with_database
+            from sdtutor.providers.local import LocalPostgres, find_pg_binaries
+
+            deadline = time.monotonic() + 60
+            os.environ["SDTUTOR_HOME"] = str(local_home)
+            try:
+                pg = LocalPostgres(find_pg_binaries())  # type: ignore[arg-type]
+                while True:  # the state file may still name the port of an earlier run
+                    assert time.monotonic() < deadline, "the local server never started"
+                    if "indexing" in pg.state().get("labs", []):
+                        server = with_database(pg.url(pg.state()), "postgres")
+                        break
+                    time.sleep(0.05)
+            finally:
+                os.environ.pop("SDTUTOR_HOME", None)
+        _wait_for_database(server, "sdtutor_indexing")
+        time.sleep(0.3)  # well inside the seed
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Interrupted" in stderr
+    assert not workspace.exists()
+    assert not (Path(env["SDTUTOR_HOME"]) / "labs" / "indexing.json").exists()
+    if provider == "external":
+        assert "sdtutor_indexing" not in databases(system_postgres)
+    else:
+        # No lab uses the private server any more, so it was stopped too.
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(server, connect_timeout=3)
+
+
+def test_second_terminal_is_told_to_wait(home: Path, system_postgres: str) -> None:
+    from sdtutor.lab import state
+
+    env = {
+        "SDTUTOR_HOME": str(home),
+        "SDTUTOR_PROVIDER": "external",
+        "SDTUTOR_POSTGRES_URL": system_postgres,
+    }
+    with state.exclusive("indexing", "start"):
+        result = sdtutor("lab", "start", "indexing", env=env)
+    assert result.returncode == 2
+    assert "busy" in result.stderr and "another terminal" in result.stderr
+    assert "sdtutor_indexing" not in databases(system_postgres)
+
+
+def test_content_check_proves_the_lab(local_home: Path) -> None:
+    result = sdtutor(
+        "content",
+        "check",
+        env={"SDTUTOR_HOME": str(local_home), "SDTUTOR_PROVIDER": "local"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lint: no problems" in result.stdout
+    for case in ["starter fails", "solution passes"] + [
+        f"wrong/{p.name} fails" for p in (LAB / "wrong").iterdir()
+    ]:
+        assert f"✓ {case}" in result.stdout, case

@@ -1,0 +1,390 @@
+"""`sdtutor content check`: the linter finds each problem, with file and line."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sdtutor.content.lint import Problem, lint_course, lint_lab, lint_lesson, lint_quiz
+from sdtutor.content.loader import load_lesson
+from sdtutor.topics import resolve
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "course"
+INDEXING = resolve("indexing")
+
+
+def line_of(text: str, needle: str) -> int:
+    """The 1-based line of the first line holding `needle`."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in the test text")
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    """A writable copy of the fixture course."""
+    root = tmp_path / "course"
+    shutil.copytree(FIXTURE, root)
+    return root
+
+
+def lesson_file(root: Path) -> Path:
+    return root / "lessons" / "07-indexing.md"
+
+
+def quiz_file(root: Path) -> Path:
+    return root / "quizzes" / "07-indexing.yaml"
+
+
+def edit(path: Path, old: str, new: str) -> str:
+    """Replace text in a file (it must be there); returns the new text."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+# ---------------------------------------------------------------- clean courses
+
+
+def test_fixture_course_lints_clean() -> None:
+    problems, labs = lint_course(FIXTURE)
+    assert problems == []
+    assert labs == []
+
+
+def test_real_course_lints_clean() -> None:
+    problems, labs = lint_course(REPO)
+    assert [str(p) for p in problems] == []
+    assert "indexing" in [lab.topic for lab in labs]
+
+
+def test_folder_that_is_not_a_course(tmp_path: Path) -> None:
+    problems, _ = lint_course(tmp_path)
+    assert len(problems) == 1
+    assert "is this a course folder?" in problems[0].message
+
+
+def test_problem_prints_path_and_line() -> None:
+    assert str(Problem("a.md", 12, "bad")) == "a.md:12: bad"
+    assert str(Problem("a.md", 0, "bad")) == "a.md: bad"
+
+
+# ---------------------------------------------------------------- lessons
+
+
+def test_lesson_missing_a_section(course: Path) -> None:
+    edit(lesson_file(course), "## Pitfalls\n\n", "")
+    problems, _ = lint_course(course)
+    assert problems == [
+        Problem(str(lesson_file(course)), 1, "the section '## Pitfalls' is missing")
+    ]
+
+
+def test_lesson_sections_out_of_order(course: Path) -> None:
+    path = lesson_file(course)
+    text = path.read_text(encoding="utf-8")
+    go_deeper = text[text.index("## Go deeper") : text.index("## The lab")]
+    text = text.replace(go_deeper, "").replace("## Why it matters", go_deeper + "## Why it matters")
+    path.write_text(text, encoding="utf-8")
+    _, problems = lint_lesson(path, INDEXING)
+    assert len(problems) == 1, problems
+    assert "out of order" in problems[0].message
+
+
+def test_long_code_line_reported_at_its_line(course: Path) -> None:
+    path = lesson_file(course)
+    long_line = "  " + "x" * 78
+    text = edit(path, "-> heap page\n", f"-> heap page\n{long_line}\n")
+    # A long line of prose is fine: the terminal wraps it.
+    text = edit(path, "A lookup walks", "word " * 40 + "A lookup walks")
+    _, problems = lint_lesson(path, INDEXING)
+    assert problems == [
+        Problem(str(path), line_of(text, long_line), "a code line is 80 columns (at most 76)")
+    ]
+
+
+def test_code_line_of_exactly_76_columns_is_fine(course: Path) -> None:
+    path = lesson_file(course)
+    edit(path, "-> heap page\n", "-> heap page\n" + "y" * 76 + "\n")
+    _, problems = lint_lesson(path, INDEXING)
+    assert problems == []
+
+
+def test_mental_model_without_diagram(course: Path) -> None:
+    path = lesson_file(course)
+    text = edit(path, "```text", "```")
+    _, problems = lint_lesson(path, INDEXING)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "## Mental model"),
+            "the mental model has no diagram (a ```text block)",
+        )
+    ]
+
+
+def test_tradeoffs_without_table_and_decide_without_checklist(course: Path) -> None:
+    path = lesson_file(course)
+    edit(path, "| Hash | equality only | no ranges, no sort |\n", "")
+    edit(path, "| B-tree | equality, ranges, sort | space, a write per row |\n", "")
+    edit(path, "| index | serves | costs |\n|---|---|---|\n", "Prose only.\n")
+    text = edit(path, "- [ ] The query", "- The query")
+    text = edit(path, "- [ ] The sort", "- The sort")
+    _, problems = lint_lesson(path, INDEXING)
+    assert sorted(problems, key=lambda p: p.line) == [
+        Problem(str(path), line_of(text, "## Trade-offs"), "the trade-offs section has no table"),
+        Problem(
+            str(path),
+            line_of(text, "## How to decide"),
+            "how to decide has no checklist (- [ ] items)",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("minutes", [9, 21])
+def test_lesson_minutes_out_of_range(course: Path, minutes: int) -> None:
+    path = lesson_file(course)
+    edit(path, "minutes: 12", f"minutes: {minutes}")
+    _, problems = lint_lesson(path, INDEXING)
+    assert [p.message for p in problems] == [f"minutes is {minutes}: a lesson reads in 10 to 20"]
+
+
+def test_lesson_for_the_wrong_topic(course: Path) -> None:
+    path = lesson_file(course)
+    edit(path, "slug: indexing", "slug: caching")
+    _, problems = lint_lesson(path, INDEXING)
+    assert [p.message for p in problems] == ["slug is 'caching', but the file is for 'indexing'"]
+
+
+def test_lesson_that_does_not_load_is_one_problem_with_its_line(course: Path) -> None:
+    path = lesson_file(course)
+    edit(path, "minutes: 12", "minutes: twelve")
+    problems, _ = lint_course(course)
+    assert problems == [
+        Problem(str(path), line_of(path.read_text(), "minutes:"), "field 'minutes' must be int")
+    ]
+
+
+def test_orphan_files(course: Path) -> None:
+    (course / "lessons" / "notes.md").write_text("draft\n", encoding="utf-8")
+    (course / "lessons" / "07-indexing.txt").write_text("draft\n", encoding="utf-8")
+    (course / "quizzes" / "99-nothing.yaml").write_text("x: 1\n", encoding="utf-8")
+    (course / "lessons" / ".DS_Store").write_bytes(b"\0")
+    problems, _ = lint_course(course)
+    assert sorted((Path(p.path).name, p.line) for p in problems) == [
+        ("07-indexing.txt", 0),
+        ("99-nothing.yaml", 0),
+        ("notes.md", 0),
+    ]
+    assert all("orphan file" in p.message for p in problems)
+
+
+# ---------------------------------------------------------------- quizzes
+
+
+def test_quiz_section_that_is_not_a_lesson_heading(course: Path) -> None:
+    path = quiz_file(course)
+    text = path.read_text(encoding="utf-8")
+    start = text.index("- id: lookup-order")
+    text = text[:start] + text[start:].replace("section: How it works", "section: Lookups", 1)
+    path.write_text(text, encoding="utf-8")
+    problems, _ = lint_course(course)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "- id: lookup-order"),
+            "question 'lookup-order': the lesson has no section 'Lookups'",
+        )
+    ]
+
+
+def test_quiz_sections_are_checked_against_the_given_lesson(course: Path) -> None:
+    lesson = load_lesson(lesson_file(course))
+    assert lint_quiz(quiz_file(course), INDEXING, lesson) == []
+    edit(quiz_file(course), "section: Trade-offs", "section: Tradeoffs")
+    problems = lint_quiz(quiz_file(course), INDEXING, lesson)
+    assert [p.message for p in problems] == [
+        "question 'hash-ranges': the lesson has no section 'Tradeoffs'"
+    ]
+
+
+def test_quiz_with_fewer_than_ten_questions(course: Path) -> None:
+    path = quiz_file(course)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["questions"] = data["questions"][:9]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    problems, _ = lint_course(course)
+    assert problems == [Problem(str(path), 1, "9 questions: a quiz has at least 10")]
+
+
+def test_quiz_with_too_few_question_types(course: Path) -> None:
+    path = quiz_file(course)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["questions"] = [q for q in data["questions"] if q["type"] in ("single", "truefalse")]
+    data["questions"] += [dict(q, id=f"{q['id']}-2") for q in data["questions"]]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    problems = lint_quiz(path, INDEXING, None)
+    assert [p.message for p in problems] == ["question types: single, truefalse; use at least 3"]
+
+
+def test_quiz_thin_explanation(course: Path) -> None:
+    path = quiz_file(course)
+    text = path.read_text(encoding="utf-8")
+    old = (
+        "      A hash index only answers equality; hashing destroys the order a range\n"
+        "      scan needs.\n"
+    )
+    text = text.replace(old, "      Hashes are unordered.\n")
+    path.write_text(text, encoding="utf-8")
+    problems = lint_quiz(path, INDEXING, None)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "- id: hash-ranges"),
+            "question 'hash-ranges': the explanation is too thin to teach",
+        )
+    ]
+
+
+def test_quiz_that_does_not_load_is_one_problem_with_its_line(course: Path) -> None:
+    path = quiz_file(course)
+    text = edit(path, "answer: [b, c, a]", "answer: [b, c]")
+    problems, _ = lint_course(course)
+    assert len(problems) == 1
+    assert (problems[0].path, problems[0].line) == (str(path), line_of(text, "answer: [b, c]"))
+    assert problems[0].message.startswith("question 'lookup-order'")
+
+
+# ---------------------------------------------------------------- labs
+
+LAB_YAML = """\
+format_version: 1
+topic: indexing
+title: A tiny lab
+services: [postgres]
+setup:
+  postgres: setup.sql
+workspace: [indexes.sql]
+apply: [indexes.sql]
+checks:
+  - id: has-index
+    title: The index exists
+hints:
+  - Look at the plan first.
+"""
+
+CHECKS_PY = """\
+from sdtutor.lab.checks import check
+
+
+@check("has-index")
+def has_index(ctx):
+    return "The index is there."
+"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny, complete lab folder that lints clean."""
+    # load_checks registers the module under this name; put back whatever was there.
+    monkeypatch.delitem(sys.modules, "sdtutor_lab_checks_indexing", raising=False)
+    root = tmp_path / "labs" / "07-indexing"
+    for folder in ("starter", "solution", "wrong/no-index"):
+        (root / folder).mkdir(parents=True)
+    (root / "lab.yaml").write_text(LAB_YAML, encoding="utf-8")
+    (root / "README.md").write_text("# Add an index\n", encoding="utf-8")
+    (root / "checks.py").write_text(CHECKS_PY, encoding="utf-8")
+    (root / "setup.sql").write_text("CREATE TABLE t (id int);\n", encoding="utf-8")
+    (root / "starter" / "indexes.sql").write_text("-- your index here\n", encoding="utf-8")
+    (root / "solution" / "indexes.sql").write_text("CREATE INDEX ON t (id);\n", encoding="utf-8")
+    (root / "wrong" / "no-index" / "case.yaml").write_text(
+        "summary: No index.\nfails: [has-index]\n", encoding="utf-8"
+    )
+    (root / "wrong" / "no-index" / "indexes.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    return root
+
+
+def test_tiny_lab_lints_clean(lab: Path) -> None:
+    spec, problems = lint_lab(lab, INDEXING)
+    assert problems == []
+    assert spec is not None and spec.topic == "indexing"
+
+
+def test_tiny_lab_in_a_course_is_returned_for_proofs(lab: Path) -> None:
+    problems, labs = lint_course(lab.parent.parent)
+    assert problems == []
+    assert [spec.path for spec in labs] == [lab]
+
+
+def test_lab_orphan_file_and_check_without_function(lab: Path) -> None:
+    (lab / "notes.txt").write_text("todo\n", encoding="utf-8")
+    edit(
+        lab / "lab.yaml",
+        "hints:",
+        "  - id: no-seq-scan\n    title: The plan has no Seq Scan\nhints:",
+    )
+    _, problems = lint_lab(lab, INDEXING)
+    assert sorted(problems, key=str) == sorted(
+        [
+            Problem(str(lab / "notes.txt"), 0, "orphan file: nothing in lab.yaml uses it"),
+            Problem(
+                str(lab / "lab.yaml"), 0, "check 'no-seq-scan' has no @check function in checks.py"
+            ),
+        ],
+        key=str,
+    )
+
+
+def test_lab_check_function_not_in_lab_yaml(lab: Path) -> None:
+    with (lab / "checks.py").open("a", encoding="utf-8") as f:
+        f.write('\n\n@check("extra")\ndef extra(ctx):\n    return "ok"\n')
+    _, problems = lint_lab(lab, INDEXING)
+    assert problems == [
+        Problem(str(lab / "checks.py"), 0, "@check('extra') is not listed in lab.yaml")
+    ]
+
+
+def test_lab_checks_py_that_cannot_import(lab: Path) -> None:
+    (lab / "checks.py").write_text("import no_such_module_anywhere\n", encoding="utf-8")
+    _, problems = lint_lab(lab, INDEXING)
+    assert len(problems) == 1
+    assert problems[0].path == str(lab / "checks.py")
+    assert "cannot be imported" in problems[0].message
+
+
+def test_lab_missing_pieces(lab: Path) -> None:
+    (lab / "starter" / "indexes.sql").unlink()
+    (lab / "setup.sql").unlink()
+    (lab / "README.md").unlink()
+    edit(lab / "wrong" / "no-index" / "case.yaml", "fails: [has-index]", "fails: [nope]")
+    messages = sorted(p.message for p in lint_lab(lab, INDEXING)[1])
+    assert messages == [
+        "README.md is missing",
+        "fails names unknown check 'nope'",
+        "setup file setup.sql (for postgres) is missing",
+        "workspace file starter/indexes.sql is missing",
+    ]
+
+
+def test_lab_without_wrong_cases(lab: Path) -> None:
+    shutil.rmtree(lab / "wrong")
+    messages = [p.message for p in lint_lab(lab, INDEXING)[1]]
+    assert sorted(messages) == [
+        "no wrong solutions: add at least one case",
+        "the wrong/ folder is missing",
+    ]
+
+
+def test_lab_that_does_not_load_is_one_problem(lab: Path) -> None:
+    edit(lab / "lab.yaml", "title: A tiny lab\n", "")
+    spec, problems = lint_lab(lab, INDEXING)
+    assert spec is None
+    assert problems == [Problem(str(lab / "lab.yaml"), 1, "missing field 'title'")]
