@@ -26,10 +26,8 @@ def check(
     problems, lab_specs = lint_course(root)
     for problem in problems:
         err.print(f"[red]✗[/] {problem}", soft_wrap=True)
-    console.print(
-        f"Lint: {'[green]no problems[/]' if not problems else f'[red]{len(problems)} problem(s)[/]'}"
-        f" in {root}"
-    )
+    verdict = f"[red]{len(problems)} problem(s)[/]" if problems else "[green]no problems[/]"
+    console.print(f"Lint: {verdict} in {root}")
     failed = bool(problems)
     if labs and lab_specs:
         from sdtutor.lab.proof import CaseOutcome, prove_lab

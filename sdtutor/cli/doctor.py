@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 
@@ -23,7 +25,7 @@ def doctor(
     from sdtutor.cli.ui import console, dump_json
     from sdtutor.providers import NAMES, provider_class
 
-    report = []
+    report: list[dict[str, Any]] = []
     for name in NAMES:
         cls = provider_class(name)
         available = cls.availability()

@@ -104,9 +104,8 @@ def next_step() -> None:
             continue
         console.print(f"Next: the {step} of {row.topic.number}. {row.topic.title}")
         if not interactive():
-            console.print(
-                f"Run: sdtutor {'learn' if step == 'lesson' else step + (' start' if step == 'lab' else '')} {row.topic.slug}"
-            )
+            command = {"lesson": "learn", "quiz": "quiz", "lab": "lab start"}[step]
+            console.print(f"Run: sdtutor {command} {row.topic.slug}")
             return
         if step == "lesson":
             run_learn(row.topic)

@@ -21,7 +21,8 @@ def lesson_header(lesson: Lesson) -> RenderableType:
     """Title, summary, reading time and objectives."""
     objectives = "\n".join(f"- {o}" for o in lesson.objectives)
     body = Markdown(
-        f"*{lesson.summary}*\n\nAbout {lesson.minutes} minutes. You will be able to:\n\n{objectives}"
+        f"*{lesson.summary}*\n\n"
+        f"About {lesson.minutes} minutes. You will be able to:\n\n{objectives}"
     )
     return Panel(body, title=f"[bold]{lesson.number}. {lesson.title}[/]", title_align="left")
 

@@ -50,7 +50,7 @@ class LineDict(dict[str, Any]):
 
 class _LineLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
-        data = LineDict(super().construct_mapping(node, deep=True))
+        data = LineDict({str(k): v for k, v in super().construct_mapping(node, deep=True).items()})
         data.line = node.start_mark.line + 1
         data.key_lines = {
             str(k.value): k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")
@@ -60,7 +60,7 @@ class _LineLoader(yaml.SafeLoader):
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _LineLoader.construct_mapping,  # type: ignore[arg-type]
+    _LineLoader.construct_mapping,
 )
 
 
@@ -261,7 +261,7 @@ def _question(ctx: _Ctx, raw: Any, fallback_line: int) -> Question:
         tolerance = float(tol)
     return Question(
         id=qid,
-        type=qtype,  # type: ignore[arg-type]
+        type=qtype,
         prompt=prompt,
         explanation=explanation,
         choices=choices,

@@ -47,7 +47,7 @@ def main(spec_path: str) -> int:
     report: dict[str, Any] = {"statements": [], "rows_fetched": 0, "ok": False}
     statements: list[str] = report["statements"]
 
-    class CountingCursor(psycopg.Cursor):  # type: ignore[type-arg]
+    class CountingCursor(psycopg.Cursor):
         def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
             statements.append(_text(query))
             return super().execute(query, params, **kw)

@@ -119,7 +119,8 @@ class SqlStep:
 def sql_steps(path: Path) -> list[SqlStep]:
     """Split a setup file at its `-- step:` comments (the whole file is one step without)."""
     steps: list[SqlStep] = []
-    description, start, body = f"Running {path.name}", 1, []
+    description, start = f"Running {path.name}", 1
+    body: list[str] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith("-- step:"):
             if _has_code("\n".join(body)):
