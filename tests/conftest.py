@@ -91,3 +91,10 @@ def databases(url: str) -> set[str]:
 
     with psycopg.connect(url, autocommit=True) as conn:
         return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def plain(text: str) -> str:
+    """Terminal output without panel borders, with white space folded (for phrase checks)."""
+    for ch in "│╭╮╰╯─┃━┏┓┗┛":
+        text = text.replace(ch, " ")
+    return " ".join(text.split())

@@ -92,7 +92,7 @@ def export(
         )
     else:
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["number", "slug", "title", "lesson", "quiz_best", "quiz_attempts", "lab"])
         for r in rows:
             writer.writerow(
@@ -107,8 +107,9 @@ def export(
                 ]
             )
         text = buf.getvalue()
+    text = text.rstrip("\n") + "\n"
     if output:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        output.write_text(text, encoding="utf-8")
         typer.echo(f"Wrote {output}", err=True)
     else:
-        typer.echo(text)
+        typer.echo(text, nl=False)

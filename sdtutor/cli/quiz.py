@@ -27,13 +27,15 @@ def _prompt_for(question_type: str, count: int) -> str:
     from sdtutor.content.models import LETTERS
 
     letters = LETTERS[:count]
-    return {
-        "single": f"Your answer ({'/'.join(letters)})",
-        "multiple": f"Your answer: every right letter (e.g. {letters[0]}{letters[-1]})",
-        "order": f"Your order: all letters, first to last (e.g. {letters[::-1]})",
-        "truefalse": "True or false (t/f)",
-        "numeric": "Your answer (a number)",
-    }[question_type]
+    if question_type == "single":
+        return f"Your answer ({'/'.join(letters)})"
+    if question_type == "multiple":
+        return f"Your answer: every right letter (e.g. {letters[0]}{letters[-1]})"
+    if question_type == "order":
+        return f"Your order: all letters, first to last (e.g. {letters[::-1]})"
+    if question_type == "truefalse":
+        return "True or false (t/f)"
+    return "Your answer (a number)"
 
 
 def _read(question_type: str, count: int) -> str | None:
