@@ -7,7 +7,6 @@ stay under it (tests and classrooms keep everything in one folder).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -53,6 +52,8 @@ def default_workspace(dirname: str) -> Path:
 
 def home_digest() -> str:
     """A short stable name for this state folder (used where a path must live elsewhere)."""
+    import hashlib
+
     return hashlib.sha256(str(home()).encode()).hexdigest()[:10]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sdtutor.content.loader import Course
+from sdtutor.content.course import Course
 from sdtutor.progress.store import ProgressStore, TopicProgress
 from sdtutor.topics import TOPICS, Topic
 
@@ -57,8 +57,10 @@ def course_status(
     store = store or ProgressStore()
     try:
         rows = []
-        for content in course.contents():
-            progress: TopicProgress = store.topic(content.topic.slug)
+        contents = list(course.contents())
+        recorded = store.topics([c.topic.slug for c in contents])
+        for content in contents:
+            progress: TopicProgress = recorded[content.topic.slug]
             rows.append(
                 TopicStatus(
                     topic=content.topic,

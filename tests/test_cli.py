@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sdtutor.content.loader import Course
+from sdtutor.content.course import Course
 from sdtutor.topics import TOPICS, resolve
 from tests.conftest import REPO, plain, sdtutor
 

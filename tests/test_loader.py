@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sdtutor.content.loader import LESSON_SECTIONS, Course, load_lab, load_lesson, load_quiz
+from sdtutor.content.course import Course
+from sdtutor.content.loader import LESSON_SECTIONS, load_lab, load_lesson, load_quiz
 from sdtutor.errors import ContentError
 from sdtutor.topics import resolve
 

@@ -11,7 +11,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from sdtutor.content.loader import Course
+from sdtutor.content.course import Course
 from sdtutor.progress.store import ProgressStore
 from sdtutor.status import TopicStatus
 from sdtutor.topics import TOPICS

@@ -1,7 +1,5 @@
 """`sdtutor content check [PATH]`: lint a course, then prove its labs."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

@@ -1,7 +1,5 @@
 """`sdtutor doctor`: which providers work here, and how to fix the rest."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import typer

@@ -1,7 +1,5 @@
 """`sdtutor lab ...`: start, info, check, hint, solution, watch, shell, reset, stop."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
@@ -23,7 +21,7 @@ def _topic(arg: str) -> Topic:
 
 
 def _lab(topic: Topic):  # type: ignore[no-untyped-def]
-    from sdtutor.content.loader import Course
+    from sdtutor.content.course import Course
 
     return Course().lab(topic)
 
@@ -34,14 +32,14 @@ class _Progress:
     def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-        from sdtutor.cli.ui import err
+        from sdtutor.cli.ui import stderr_console
 
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
-            console=err,
+            console=stderr_console(),
             transient=False,
         )
         self.task = self.progress.add_task("Preparing", total=1.0)
@@ -53,7 +51,7 @@ class _Progress:
         self.last = step
         self.progress.update(self.task, description=step, completed=fraction or 0.0)
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> "_Progress":
         self.progress.start()
         return self
 

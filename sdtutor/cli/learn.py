@@ -1,7 +1,5 @@
 """`sdtutor learn TOPIC` and `sdtutor next`."""
 
-from __future__ import annotations
-
 import typer
 
 from sdtutor.topics import Topic
@@ -29,7 +27,7 @@ def run_learn(topic: Topic) -> None:
 
     from sdtutor.cli import render
     from sdtutor.cli.ui import console, interactive
-    from sdtutor.content.loader import Course
+    from sdtutor.content.course import Course
     from sdtutor.progress.store import ProgressStore
 
     course = Course()

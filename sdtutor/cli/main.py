@@ -1,7 +1,5 @@
 """The `sdtutor` command: joins the command groups and catches errors once, at the edge."""
 
-from __future__ import annotations
-
 import sys
 
 import typer

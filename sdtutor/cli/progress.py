@@ -1,7 +1,5 @@
 """`sdtutor progress`: what is done; `progress export` for instructors."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

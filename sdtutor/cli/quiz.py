@@ -1,7 +1,5 @@
 """`sdtutor quiz TOPIC`: questions, the answer and its explanation after each, a score."""
 
-from __future__ import annotations
-
 import typer
 
 from sdtutor.topics import Topic
@@ -64,7 +62,7 @@ def run_quiz(topic: Topic):  # type: ignore[no-untyped-def]
     from rich.panel import Panel
 
     from sdtutor.cli.ui import console, err, interactive
-    from sdtutor.content.loader import Course
+    from sdtutor.content.course import Course
     from sdtutor.content.models import LETTERS
     from sdtutor.grading import BadResponse, grade, summarise
     from sdtutor.progress.store import ProgressStore

@@ -1,7 +1,5 @@
 """Opens the TUI; textual is imported only here, never by the core."""
 
-from __future__ import annotations
-
 
 def open_tui() -> None:
     """Run the course map, or say why it cannot run here."""

@@ -5,14 +5,10 @@ Every error names the file and the line, so an author can go straight to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sdtutor import locations
 from sdtutor.content.models import (
     LETTERS,
     QUESTION_TYPES,
@@ -25,7 +21,6 @@ from sdtutor.content.models import (
     WrongCase,
 )
 from sdtutor.errors import ContentError
-from sdtutor.topics import TOPICS, Topic
 
 FORMAT_VERSION = 1
 LESSON_SECTIONS = (
@@ -48,28 +43,45 @@ class LineDict(dict[str, Any]):
     key_lines: dict[str, int]
 
 
-class _LineLoader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
-        data = LineDict({str(k): v for k, v in super().construct_mapping(node, deep=True).items()})
-        data.line = node.start_mark.line + 1
-        data.key_lines = {
-            str(k.value): k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")
-        }
-        return data
+_LOADER: Any = None
 
 
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _LineLoader.construct_mapping,
-)
+def _line_loader() -> Any:
+    """The YAML loader that records line numbers (built on first use: yaml is slow to
+    import, and `sdtutor list` never reads YAML)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class LineLoader(yaml.SafeLoader):
+            def construct_mapping(  # type: ignore[override]
+                self, node: yaml.MappingNode, deep: bool = False
+            ) -> LineDict:
+                mapping = super().construct_mapping(node, deep=True)
+                data = LineDict({str(k): v for k, v in mapping.items()})
+                data.line = node.start_mark.line + 1
+                data.key_lines = {
+                    str(k.value): k.start_mark.line + 1
+                    for k, _ in node.value
+                    if hasattr(k, "value")
+                }
+                return data
+
+        LineLoader.add_constructor(
+            yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, LineLoader.construct_mapping
+        )
+        _LOADER = LineLoader
+    return _LOADER
 
 
 def read_yaml(path: Path, text: str | None = None, line_offset: int = 0) -> Any:
     """Parse YAML, turning syntax errors into ContentError with file and line."""
     if text is None:
         text = _read_text(path)
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_LineLoader)
+        return yaml.load(text, Loader=_line_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 if mark else 1) + line_offset
@@ -370,88 +382,9 @@ def load_lab(lab_dir: Path) -> LabSpec:
     )
 
 
-# ---------------------------------------------------------------- the course
-
-
-@dataclass(frozen=True)
-class TopicContent:
-    """Where a topic's files are, in the first course folder that has them."""
-
-    topic: Topic
-    lesson_path: Path | None
-    quiz_path: Path | None
-    lab_path: Path | None
-
-
-class Course:
-    """The course folders (built-in, plus SDTUTOR_COURSE), and lazy access to their files."""
-
-    def __init__(self, roots: list[Path] | None = None) -> None:
-        if roots is None:
-            roots = [locations.course_dir()]
-            extra = locations.extra_course_dir()
-            if extra:
-                roots.insert(0, extra)
-        self.roots = roots
-
-    def _find(self, sub: str, name: str) -> Path | None:
-        for root in self.roots:
-            candidate = root / sub / name
-            if candidate.exists():
-                return candidate
-        return None
-
-    def content(self, topic: Topic) -> TopicContent:
-        """Locate a topic's lesson, quiz and lab without parsing them."""
-        lab = self._find("labs", topic.dirname)
-        return TopicContent(
-            topic,
-            self._find("lessons", f"{topic.dirname}.md"),
-            self._find("quizzes", f"{topic.dirname}.yaml"),
-            lab if lab and (lab / "lab.yaml").exists() else None,
-        )
-
-    def contents(self) -> Iterator[TopicContent]:
-        """Every topic, in order."""
-        for topic in TOPICS:
-            yield self.content(topic)
-
-    def lesson(self, topic: Topic) -> Lesson:
-        """Load a topic's lesson, or say it is not written yet."""
-        path = self.content(topic).lesson_path
-        if path is None:
-            raise ContentError(
-                f"The lesson for '{topic.slug}' is not written yet.",
-                "`sdtutor list` shows which topics have content.",
-            )
-        return load_lesson(path)
-
-    def quiz(self, topic: Topic) -> Quiz:
-        """Load a topic's quiz, or say it is not written yet."""
-        path = self.content(topic).quiz_path
-        if path is None:
-            raise ContentError(
-                f"The quiz for '{topic.slug}' is not written yet.",
-                "`sdtutor list` shows which topics have content.",
-            )
-        return load_quiz(path)
-
-    def lab(self, topic: Topic) -> LabSpec:
-        """Load a topic's lab, or say it is not written yet."""
-        path = self.content(topic).lab_path
-        if path is None:
-            raise ContentError(
-                f"The lab for '{topic.slug}' is not written yet.",
-                "`sdtutor list` shows which topics have a lab.",
-            )
-        return load_lab(path)
-
-
 __all__ = [
     "FORMAT_VERSION",
     "LESSON_SECTIONS",
-    "Course",
-    "TopicContent",
     "load_lab",
     "load_lesson",
     "load_quiz",

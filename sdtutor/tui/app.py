@@ -8,7 +8,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from sdtutor.content.loader import Course
+from sdtutor.content.course import Course
 from sdtutor.status import TopicStatus, course_status
 from sdtutor.tui.course_map import CourseMapScreen
 from sdtutor.tui.help import HelpScreen

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from sdtutor.content.loader import Course
+from sdtutor.content.course import Course
 from sdtutor.content.models import Lesson
 from sdtutor.errors import SdtutorError
 from sdtutor.status import TopicStatus

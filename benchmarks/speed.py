@@ -1,0 +1,159 @@
+"""Speed, measured as ratios against baselines taken in the same run.
+
+    python benchmarks/speed.py [--runs N] [--postgres URL]
+
+1. CLI start-up: `sdtutor list` against `python -c "import typer, rich"`
+   (budget: within 1.3x).
+2. Provisioning: `sdtutor lab start indexing` (external provider: create the lab's
+   database and seed it) against creating a database and running the same setup.sql
+   with psql (budget: within 1.2x). Also shown: the same with the local provider while
+   its private server is already running.
+
+Medians of interleaved runs, so a busy moment on the machine hits both sides alike.
+Prints numbers; it asserts nothing (timings on a shared laptop are not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SETUP = REPO / "labs" / "07-indexing" / "setup.sql"
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> None:
+    subprocess.run(args, check=True, capture_output=True, env=env)
+
+
+def compare(
+    name: str,
+    baseline: Callable[[], object],
+    candidate: Callable[[], object],
+    runs: int,
+    budget: float,
+    after: Callable[[], object] | None = None,
+) -> None:
+    base_times, cand_times = [], []
+    for _ in range(runs):
+        base_times.append(timed(baseline))
+        cand_times.append(timed(candidate))
+        if after:
+            after()
+    b, c = statistics.median(base_times), statistics.median(cand_times)
+    verdict = "within budget" if c / b <= budget else "OVER BUDGET"
+    print(
+        f"{name}: {c * 1000:.0f} ms vs baseline {b * 1000:.0f} ms -> {c / b:.2f}x "
+        f"(budget {budget}x, {verdict}; median of {runs})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "SDTUTOR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    opts = parser.parse_args()
+    sdtutor = [sys.executable, "-m", "sdtutor"]
+    home = tempfile.mkdtemp(prefix="sdtutor-bench-")
+    # Time what a learner's install runs: compiled bytecode, as pip or a first run leaves it
+    # (some shells set PYTHONDONTWRITEBYTECODE, which makes every run recompile edits).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SDTUTOR_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    env.update({"SDTUTOR_HOME": home, "NO_COLOR": "1"})
+    run([sys.executable, "-m", "compileall", "-q", str(REPO / "sdtutor")], env)
+    try:
+        run([*sdtutor, "list"], env)  # warm the file cache and create the store
+        compare(
+            "sdtutor list",
+            lambda: run([sys.executable, "-c", "import typer, rich"], env),
+            lambda: run([*sdtutor, "list"], env),
+            opts.runs,
+            1.3,
+        )
+
+        psql = shutil.which("psql")
+        if psql is None:
+            print("provisioning: skipped (psql is not installed for the baseline)")
+            return
+        ext = {**env, "SDTUTOR_PROVIDER": "external", "SDTUTOR_POSTGRES_URL": opts.postgres}
+        ws = Path(home) / "ws"
+        raw_db = opts.postgres.rsplit("/", 1)[0] + "/sdtutor_bench_raw"
+
+        def raw_seed() -> None:
+            run(
+                [
+                    psql,
+                    opts.postgres,
+                    "-q",
+                    "-c",
+                    "DROP DATABASE IF EXISTS sdtutor_bench_raw",
+                    "-c",
+                    "CREATE DATABASE sdtutor_bench_raw",
+                ]
+            )
+            run([psql, raw_db, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(SETUP)])
+
+        def stop(environment: dict[str, str]) -> Callable[[], None]:
+            return lambda: run([*sdtutor, "lab", "stop", "indexing"], environment)
+
+        runs = max(3, opts.runs // 2)
+        compare(
+            "lab start indexing (external)",
+            raw_seed,
+            lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], ext),
+            runs,
+            1.2,
+            after=stop(ext),
+        )
+        local = {**env, "SDTUTOR_PROVIDER": "local"}
+        keep = Path(home) / "keep-server"
+        # A second lab name keeps the private server up between runs (a warm start).
+        from sdtutor.providers.local import LocalProvider
+
+        os.environ["SDTUTOR_HOME"] = home
+        LocalProvider().start("bench-keepalive", ["postgres"])
+        keep.touch()
+        compare(
+            "lab start indexing (local, server warm)",
+            raw_seed,
+            lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], local),
+            runs,
+            1.2,
+            after=stop(local),
+        )
+        run([psql, opts.postgres, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
+    finally:
+        run([*sdtutor, "lab", "stop", "--all"], env)
+        from sdtutor.providers.local import data_root
+
+        os.environ["SDTUTOR_HOME"] = home
+        root = data_root()
+        if root.is_relative_to("/var/tmp"):
+            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
