@@ -39,7 +39,7 @@ err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 def stderr_console() -> Console:
     """The real stderr Console, for rich objects that take one (Progress, Live)."""
-    return err.real  # type: ignore[attr-defined, no-any-return]
+    return err.real  # type: ignore[attr-defined]
 
 
 def colour_enabled(stream: Any = None) -> bool:
