@@ -99,13 +99,12 @@ def main() -> None:
             return
         ext = {**env, "SDTUTOR_PROVIDER": "external", "SDTUTOR_POSTGRES_URL": opts.postgres}
         ws = Path(home) / "ws"
-        raw_db = opts.postgres.rsplit("/", 1)[0] + "/sdtutor_bench_raw"
 
-        def raw_seed() -> None:
+        def raw_seed(server: str = opts.postgres) -> None:
             run(
                 [
                     psql,
-                    opts.postgres,
+                    server,
                     "-q",
                     "-c",
                     "DROP DATABASE IF EXISTS sdtutor_bench_raw",
@@ -113,6 +112,7 @@ def main() -> None:
                     "CREATE DATABASE sdtutor_bench_raw",
                 ]
             )
+            raw_db = server.rsplit("/", 1)[0] + "/sdtutor_bench_raw"
             run([psql, raw_db, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(SETUP)])
 
         def stop(environment: dict[str, str]) -> Callable[[], None]:
@@ -128,21 +128,21 @@ def main() -> None:
             after=stop(ext),
         )
         local = {**env, "SDTUTOR_PROVIDER": "local"}
-        keep = Path(home) / "keep-server"
-        # A second lab name keeps the private server up between runs (a warm start).
+        # A second lab keeps the private server up between runs (a warm start), and its
+        # URL lets the baseline seed on the very same server.
         from sdtutor.providers.local import LocalProvider
 
         os.environ["SDTUTOR_HOME"] = home
-        LocalProvider().start("bench-keepalive", ["postgres"])
-        keep.touch()
+        local_url = LocalProvider().start("bench-keepalive", ["postgres"])["postgres"].url
         compare(
             "lab start indexing (local, server warm)",
-            raw_seed,
+            lambda: raw_seed(local_url),
             lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], local),
             runs,
             1.2,
             after=stop(local),
         )
+        run([psql, local_url, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
         run([psql, opts.postgres, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
     finally:
         run([*sdtutor, "lab", "stop", "--all"], env)

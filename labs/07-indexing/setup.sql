@@ -45,5 +45,4 @@ FROM (
 ALTER TABLE orders ADD PRIMARY KEY (id);
 ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);
 -- step: Gathering statistics (VACUUM ANALYZE)
-VACUUM ANALYZE users;
-VACUUM ANALYZE orders;
+VACUUM ANALYZE users, orders;

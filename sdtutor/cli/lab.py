@@ -1,5 +1,7 @@
 """`sdtutor lab ...`: start, info, check, hint, solution, watch, shell, reset, stop."""
 
+import importlib
+import threading
 from pathlib import Path
 
 import typer
@@ -44,8 +46,16 @@ class _Progress:
         )
         self.task = self.progress.add_task("Preparing", total=1.0)
         self.last = ""
+        self.preloading = False
 
     def __call__(self, step: str, fraction: float | None = None) -> None:
+        if fraction is not None and not self.preloading:
+            # Steps with a fraction are the server working (a seed, a pull): import the
+            # Markdown renderer (~150 ms) for the task text meanwhile, not after.
+            self.preloading = True
+            threading.Thread(
+                target=importlib.import_module, args=("rich.markdown",), daemon=True
+            ).start()
         if step != self.last and self.last:
             self.progress.console.print(f"[green]✓[/] {self.last}")
         self.last = step
@@ -69,6 +79,8 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
     from sdtutor.cli.ui import console
     from sdtutor.lab import runtime
 
+    # psycopg takes ~150 ms to import; start it while the lab file is read.
+    threading.Thread(target=importlib.import_module, args=("psycopg",), daemon=True).start()
     lab = _lab(topic)
     with _Progress() as progress:
         lab_state, fresh = runtime.start(topic, lab, provider, workspace, progress)

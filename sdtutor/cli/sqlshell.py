@@ -28,30 +28,23 @@ HELP = """Type SQL ending with ; (it may span lines). Also:
 
 def run_file(url: str, path: Path) -> None:
     """Run every statement of a SQL file, printing what each did; stop at the first error."""
-    import psycopg
-
     from sdtutor.cli.ui import console, err
-    from sdtutor.lab.postgres import connect, split_statements
+    from sdtutor.lab.postgres import run_statements
 
+    ran = 0
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LabError(f"There is no file {path}.", "Give the path to a .sql file.") from None
-    statements = split_statements(text)
-    if not statements:
-        console.print(f"{path.name} has no SQL statements (only comments).")
-        return
-    with connect(url, autocommit=True) as conn:
-        for statement in statements:
-            line = text[: text.find(statement)].count("\n") + 1 if statement in text else 0
-            try:
-                cur = conn.execute(statement.encode())
-            except psycopg.Error as exc:
-                err.print(f"[red]{path.name}:{line}: {str(exc).strip()}[/]")
-                raise typer.Exit(1) from None
+        for line, cur in run_statements(url, path):
+            ran += 1
             console.print(f"[green]{cur.statusmessage}[/]  [dim]{path.name}:{line}[/]")
             if cur.description:
                 _show(cur)
+    except LabError as exc:
+        if "There is no file" in exc.message:
+            raise
+        err.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+    if not ran:
+        console.print(f"{path.name} has no SQL statements (only comments).")
 
 
 def _show(cur: Any) -> None:

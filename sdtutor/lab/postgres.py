@@ -152,33 +152,60 @@ def _has_code(text: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
 
 
-def run_sql_file(
+def run_setup(
     url: str, path: Path, progress: Callable[[str, float | None], None] | None = None
 ) -> None:
-    """Run a SQL file on the lab's database step by step, reporting progress.
+    """Run a lab's setup file, one `-- step:` at a time, reporting progress.
 
-    Raises LabError naming the file and the step's line when PostgreSQL refuses it.
+    Each step goes to the server as one batch (one round trip, no parsing here). A
+    statement that refuses a transaction block (VACUUM, CREATE INDEX CONCURRENTLY)
+    must therefore be alone in its step. Raises LabError naming the file and the step's
+    line when PostgreSQL refuses it.
     """
     import psycopg
 
     steps = sql_steps(path)
     with connect(url, autocommit=True) as conn:
+        # A bulk load is a few big one-shot statements: JIT compilation only adds time,
+        # and sorts and index builds run faster in memory. This session only.
+        conn.execute("SET jit = off; SET work_mem = '64MB'; SET maintenance_work_mem = '256MB'")
         for done, step in enumerate(steps):
             if progress:
                 progress(step.description, done / max(len(steps), 1))
             try:
-                # One statement at a time: VACUUM and CREATE INDEX CONCURRENTLY refuse to
-                # run inside the implicit transaction of a multi-statement string.
-                for statement in split_statements(step.sql):
-                    conn.execute(statement.encode())
+                conn.execute(step.sql.encode())
             except psycopg.Error as exc:
                 raise LabError(
                     f"{path}:{step.line}: PostgreSQL refused '{step.description}': "
                     f"{str(exc).strip().splitlines()[0]}",
-                    "Fix the SQL in that file and try again.",
+                    "Fix the SQL in that step (a VACUUM must be alone in its step).",
                 ) from None
         if progress:
             progress("Done", 1.0)
+
+
+def run_statements(url: str, path: Path) -> Iterator[tuple[int, Any]]:
+    """Run a learner's SQL file statement by statement, as `lab shell -f` does.
+
+    Yields (line, cursor) after each statement; raises LabError naming file and line at
+    the first statement PostgreSQL refuses.
+    """
+    import psycopg
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LabError(f"There is no file {path}.", "Give the path to a .sql file.") from None
+    with connect(url, autocommit=True) as conn:
+        offset = 0
+        for statement in split_statements(text):
+            offset = max(text.find(statement, offset), 0)
+            line = text.count("\n", 0, offset) + 1
+            try:
+                cur = conn.execute(statement.encode())
+            except psycopg.Error as exc:
+                raise LabError(f"{path.name}:{line}: {str(exc).strip()}") from None
+            yield line, cur
 
 
 __all__ = [
@@ -191,7 +218,8 @@ __all__ = [
     "database_state",
     "drop_database",
     "mark_seeded",
-    "run_sql_file",
+    "run_setup",
+    "run_statements",
     "split_statements",
     "sql_steps",
     "with_database",

@@ -34,7 +34,8 @@ class CaseOutcome:
 
 def apply_sql(url: str, path: Path) -> None:
     """Apply a workspace SQL file the way `sdtutor lab shell -f` does."""
-    postgres.run_sql_file(url, path)
+    for _ in postgres.run_statements(url, path):
+        pass
 
 
 def _overlay(source: Path, workspace: Path) -> None:
@@ -60,7 +61,7 @@ def prove_lab(
             postgres.create_database(admin_url, template)
             setup = lab.setup.get("postgres")
             if setup:
-                postgres.run_sql_file(postgres.with_database(admin_url, template), lab.path / setup)
+                postgres.run_setup(postgres.with_database(admin_url, template), lab.path / setup)
         cases: list[tuple[str, str, list[Path]]] = [
             ("starter", "fails", []),
             ("solution", "passes", [lab.solution]),

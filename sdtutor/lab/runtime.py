@@ -94,7 +94,7 @@ def _setup_services(
             postgres.create_database(endpoint.url, dbname)
             setup = lab.setup.get("postgres")
             if setup:
-                postgres.run_sql_file(url, lab.path / setup, progress)
+                postgres.run_setup(url, lab.path / setup, progress)
             postgres.mark_seeded(endpoint.url, dbname)
         urls[service] = url
     return urls

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import glob
 import importlib.util
 import json
@@ -56,6 +57,7 @@ class PgBinaries:
         return str(self.bindir / name)
 
 
+@functools.cache
 def find_pg_binaries() -> PgBinaries | None:
     """Look for PostgreSQL server binaries: PATH, Debian's layout, then pip packages."""
     candidates: list[Path] = []
