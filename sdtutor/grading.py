@@ -102,10 +102,19 @@ def describe_answer(question: Question) -> str:
         return " → ".join(f"{a}) {question.choices[LETTERS.index(a)]}" for a in answer)
     if question.type == "truefalse":
         return "true" if answer else "false"
-    value = f"{answer:g}"
+    value = _number(answer)
     if question.tolerance:
-        value += f" (± {question.tolerance:g})"
+        value += f" (± {_number(question.tolerance)})"
     return f"{value} {question.unit}".strip()
+
+
+def _number(value: float) -> str:
+    """A number as a person writes it: 15,625,000 or 61.5, never 1.5625e+07."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    if abs(value) < 0.001:
+        return f"{value:g}"
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,9 @@ def run_learn(topic: Topic) -> None:
         last = index == len(lesson.sections) - 1
         console.print(
             "\n[dim]"
-            + ("[Enter] finish" if last else "[Enter] next section")
-            + ("  [b] back" if index else "")
-            + "  [q] quit[/]"
+            + ("\\[Enter] finish" if last else "\\[Enter] next section")
+            + ("  \\[b] back" if index else "")
+            + "  \\[q] quit[/]"
         )
         key = _key()
         if key in ("q", "\x1b", "\x03"):

@@ -119,7 +119,7 @@ def run_quiz(topic: Topic):  # type: ignore[no-untyped-def]
                 )
             )
             if interactive() and number < len(quiz.questions):
-                console.print("[dim][Enter] next question  [q] stop[/]")
+                console.print("[dim]\\[Enter] next question  \\[q] stop[/]")
                 if typer.getchar() in ("q", "\x1b", "\x03"):
                     console.print("Quiz stopped; the answers so far are saved.")
                     return None

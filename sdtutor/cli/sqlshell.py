@@ -79,11 +79,12 @@ def _text_plan(lines: list[str]) -> Any:
     for line in lines:
         stripped = line.lstrip()
         indent = len(line) - len(stripped)
-        is_node = stripped.startswith("->") or not stack[1:]
+        is_node = stripped.startswith("->") or len(stack) == 1 or stripped.endswith(":")
         label = stripped[2:].strip() if stripped.startswith("->") else stripped
+        # A line belongs to the nearest node above it that is indented less.
+        while len(stack) > 1 and stack[-1][0] >= indent:
+            stack.pop()
         if is_node:
-            while stack and stack[-1][0] >= indent:
-                stack.pop()
             style = "bold red" if label.startswith(("Sort", "Seq Scan")) else "bold"
             node = stack[-1][1].add(Text(label, style=style))
             stack.append((indent, node))
