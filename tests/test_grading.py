@@ -215,7 +215,7 @@ def test_describe_answer_for_each_type() -> None:
     assert describe_answer(MULTIPLE) == "a) equality; c) suffix LIKE"
     assert describe_answer(ORDER) == "b) root → c) leaf → a) heap"
     assert describe_answer(NUMERIC) == "100 (± 5) ms"
-    assert describe_answer(EXACT) == "1000 rows"
+    assert describe_answer(EXACT) == "1,000 rows"
     assert describe_answer(TRUEFALSE) == "false"
 
 

@@ -92,11 +92,25 @@ def _key() -> str:
 
 
 def next_step() -> None:
-    """Start the next unfinished step of the course: a lesson, a quiz or a lab."""
+    """Start the next step: due reviews first, then the next unfinished lesson, quiz or lab."""
     from sdtutor.cli.ui import console, interactive
+    from sdtutor.progress.store import ProgressStore
+    from sdtutor.review import outlook
     from sdtutor.status import course_status
 
-    for row in course_status():
+    with ProgressStore() as store:
+        rows = course_status(store=store)
+        due = len(outlook(store).due)
+    if due:
+        console.print(f"Next: {due} question(s) due for review.")
+        if not interactive():
+            console.print("Run: sdtutor review")
+            return
+        from sdtutor.cli.quiz import review
+
+        review(as_json=False, limit=20)
+        return
+    for row in rows:
         step = row.next_step
         if step is None:
             continue

@@ -1,13 +1,32 @@
-"""`sdtutor quiz TOPIC`: questions, the answer and its explanation after each, a score."""
+"""`sdtutor quiz TOPIC` and `sdtutor review`: questions answered with single keystrokes,
+the right answer and its explanation after each, and a summary that says what to re-read.
+"""
+
+import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from sdtutor.topics import Topic
 
+if TYPE_CHECKING:
+    from sdtutor.content.models import Question
+    from sdtutor.grading import Graded, Summary
+
+STOP_KEYS = ("q", "\x1b", "\x03", "\x04")
+KINDS = {
+    "single": "one answer",
+    "multiple": "one or more answers",
+    "order": "put in order",
+    "truefalse": "true or false",
+    "numeric": "a number",
+}
+
 
 def register(app: typer.Typer) -> None:
-    """Add the command to the app."""
+    """Add the commands to the app."""
     app.command("quiz")(quiz)
+    app.command("review")(review)
 
 
 def quiz(
@@ -21,127 +40,251 @@ def quiz(
         raise typer.Exit(1)
 
 
+def review(
+    as_json: bool = typer.Option(False, "--json", help="List what is due as JSON; ask nothing."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="At most this many questions."),
+) -> None:
+    """Spaced review of due questions from every topic (missed ones come back soon)."""
+    from sdtutor.cli.ui import console, dump_json
+    from sdtutor.progress.store import ProgressStore
+    from sdtutor.review import describe_wait, outlook
+
+    with ProgressStore() as store:
+        look = outlook(store)
+    if as_json:
+        dump_json(
+            {
+                "due": len(look.due),
+                "scheduled": look.scheduled,
+                "next_due": look.next_due.isoformat() if look.next_due else None,
+                "questions": [d.to_json() for d in look.due[:limit]],
+            }
+        )
+        return
+    if not look.due:
+        if look.scheduled == 0:
+            console.print(
+                "Nothing to review yet: questions join the review once you have "
+                "answered them in a quiz (`sdtutor quiz TOPIC`)."
+            )
+        else:
+            wait = describe_wait(look.next_due) if look.next_due else "later"
+            console.print(
+                f"Nothing is due. {look.scheduled} questions are scheduled; the "
+                f"next comes back {wait}."
+            )
+        return
+    batch = look.due[:limit]
+    console.print(
+        f"[bold]{len(look.due)} question(s) due for review[/]"
+        + (f"; here are the first {len(batch)}." if len(batch) < len(look.due) else ".")
+    )
+    results = ask([(d.topic, d.question) for d in batch], attempt_id=None, title="Review")
+    if results is None:
+        return
+    show_summary(results, title="Review finished")
+    if not all(g.correct for _, g in results):
+        raise typer.Exit(1)
+
+
 def _prompt_for(question_type: str, count: int) -> str:
     from sdtutor.content.models import LETTERS
 
     letters = LETTERS[:count]
     if question_type == "single":
-        return f"Your answer ({'/'.join(letters)})"
+        return f"Press {'/'.join(letters)}"
     if question_type == "multiple":
-        return f"Your answer: every right letter (e.g. {letters[0]}{letters[-1]})"
+        return "Press each right letter, then Enter"
     if question_type == "order":
-        return f"Your order: all letters, first to last (e.g. {letters[::-1]})"
+        return "Press the letters first to last, then Enter (Backspace to undo)"
     if question_type == "truefalse":
-        return "True or false (t/f)"
-    return "Your answer (a number)"
+        return "Press t or f"
+    return "Type a number, then Enter"
 
 
-def _read(question_type: str, count: int) -> str | None:
-    """One response; single keystrokes where one key is a whole answer."""
+def _keys(question: "Question") -> str | None:
+    """Read one answer at a terminal with single keystrokes; None when the learner quits."""
+    from sdtutor.cli.ui import colour_enabled, console
+    from sdtutor.content.models import LETTERS
 
-    from sdtutor.cli.ui import console, interactive
+    prompt = _prompt_for(question.type, len(question.choices))
+    if question.type in ("single", "truefalse"):
+        console.print(f"[bold]{prompt}[/] ", end="")
+        key = typer.getchar()
+        if key in STOP_KEYS:
+            console.print()
+            return None
+        console.print(key)
+        return key
+    console.print(f"[bold]{prompt}[/]")
+    valid = LETTERS[: len(question.choices)]
+    typed = ""
 
-    prompt = _prompt_for(question_type, count)
-    try:
-        if interactive() and question_type in ("single", "truefalse"):
-            console.print(f"[bold]{prompt}[/] ", end="")
-            key = typer.getchar()
-            console.print(key)
-            return None if key in ("\x1b", "\x03", "q") else key
-        if interactive():
-            return str(typer.prompt(prompt, prompt_suffix=": "))
-        line = input()
-        return line
-    except EOFError:
-        return None
+    def redraw() -> None:
+        # The whole answer so far, on one line rewritten in place. Raw writes: rich
+        # keeps its own idea of the cursor column and would wrap the line.
+        if question.type == "numeric":
+            label, shown = "Answer", typed
+        elif question.type == "multiple":
+            label, shown = "Selected", " ".join(sorted(typed))
+        else:
+            label, shown = "Order", " → ".join(typed)
+        bold, plain = ("\x1b[1m", "\x1b[0m") if colour_enabled() else ("", "")
+        sys.stdout.write(f"\r\x1b[2K{bold}{label}:{plain} {shown}")
+        sys.stdout.flush()
+
+    while True:
+        key = typer.getchar()
+        if key in STOP_KEYS:
+            sys.stdout.write("\n")
+            return None
+        if key in ("\r", "\n"):
+            sys.stdout.write("\n")
+            return typed
+        if key in ("\x7f", "\b"):
+            typed = typed[:-1]
+        elif question.type == "numeric":
+            if not (key.isdigit() or key in ".,-"):
+                continue
+            typed += key
+        else:
+            key = key.lower()
+            if key not in valid or (question.type == "order" and key in typed):
+                continue
+            # In a multiple-answer question a second press takes a letter back.
+            typed = typed.replace(key, "") if key in typed else typed + key
+        redraw()
 
 
-def run_quiz(topic: Topic):  # type: ignore[no-untyped-def]
-    """Ask every question; record each answer; return the Summary (None if quit early)."""
+def ask(
+    items: list[tuple[Topic, "Question"]], attempt_id: int | None, title: str
+) -> "list[tuple[Topic, Graded]] | None":
+    """Ask each question, record and schedule each answer; None if the learner stops."""
     from rich.markdown import Markdown
     from rich.panel import Panel
 
-    from sdtutor.cli.ui import console, err, interactive
-    from sdtutor.content.course import Course
+    from sdtutor.cli.ui import console, interactive
     from sdtutor.content.models import LETTERS
-    from sdtutor.grading import BadResponse, grade, summarise
     from sdtutor.progress.store import ProgressStore
+    from sdtutor.review import describe_wait, record
 
-    quiz = Course().quiz(topic)
-    results = []
+    results: list[tuple[Topic, Graded]] = []
     with ProgressStore() as store:
-        attempt = store.start_quiz(topic.slug, len(quiz.questions))
-        for number, question in enumerate(quiz.questions, start=1):
-            kind = {
-                "single": "one answer",
-                "multiple": "one or more answers",
-                "order": "put in order",
-                "truefalse": "true or false",
-                "numeric": "a number",
-            }[question.type]
+        for number, (topic, question) in enumerate(items, start=1):
+            origin = f" · {topic.slug}" if attempt_id is None else ""
             console.rule(
-                f"[bold]Question {number} of {len(quiz.questions)}[/] [dim]({kind})[/]",
+                f"[bold]{title} {number} of {len(items)}[/] "
+                f"[dim]({KINDS[question.type]}{origin})[/]",
                 align="left",
             )
             console.print(Markdown(question.prompt))
             for letter, choice in zip(LETTERS, question.choices, strict=False):
                 console.print(f"  [bold]{letter})[/] {choice}")
-            while True:
-                response = _read(question.type, len(question.choices))
-                if response is None:
-                    console.print("Quiz stopped; the answers so far are saved.")
-                    return None
-                try:
-                    graded = grade(question, response)
-                    break
-                except BadResponse as exc:
-                    if not interactive():
-                        err.print(f"Question {number}: '{response}' is not an answer: {exc}")
-                        graded = None
-                        break
-                    console.print(f"[yellow]{exc}[/]")
+            graded = _answer(question, number)
             if graded is None:
-                from sdtutor.grading import Graded
-
-                graded = Graded(question, response, False)
-            store.record_answer(attempt, topic.slug, question.id, graded.response, graded.correct)
-            results.append(graded)
+                console.print("Stopped; the answers so far are saved.")
+                return None
+            store.record_answer(
+                attempt_id, topic.slug, question.id, graded.response, graded.correct
+            )
+            results.append((topic, graded))
             if graded.correct:
                 head = "[bold green]✓ Right.[/]"
             else:
                 head = f"[bold red]✗ Not quite.[/] The answer: [bold]{graded.right_answer}[/]"
+            due = record(store, topic.slug, question.id, graded.correct)
             console.print(
                 Panel(
                     Markdown(question.explanation),
                     title=head,
                     title_align="left",
+                    subtitle=f"back for review {describe_wait(due)}",
+                    subtitle_align="right",
                     border_style="green" if graded.correct else "red",
                 )
             )
-            if interactive() and number < len(quiz.questions):
-                console.print("[dim]\\[Enter] next question  \\[q] stop[/]")
-                if typer.getchar() in ("q", "\x1b", "\x03"):
-                    console.print("Quiz stopped; the answers so far are saved.")
+            if interactive() and number < len(items):
+                console.print("[dim]\\[any key] next question  \\[q] stop[/]")
+                if typer.getchar() in STOP_KEYS:
+                    console.print("Stopped; the answers so far are saved.")
                     return None
-        store.finish_quiz(attempt)
-    summary = summarise(results)
+    return results
+
+
+def _answer(question: "Question", number: int) -> "Graded | None":
+    """One graded answer: keystrokes at a terminal, a line of stdin otherwise."""
+    from sdtutor.cli.ui import console, err, interactive
+    from sdtutor.grading import BadResponse, Graded, grade
+
+    while True:
+        if interactive():
+            response = _keys(question)
+        else:
+            try:
+                response = input()
+            except EOFError:
+                return None
+        if response is None:
+            return None
+        try:
+            return grade(question, response)
+        except BadResponse as exc:
+            if not interactive():
+                err.print(f"Question {number}: '{response}' is not an answer: {exc}")
+                return Graded(question, response, False)
+            console.print(f"[yellow]{exc}[/]")
+
+
+def show_summary(results: "list[tuple[Topic, Graded]]", title: str) -> "Summary":
+    """The score, the weakest ideas and the lesson sections to re-read."""
+    from rich.markdown import Markdown
+    from rich.panel import Panel
+
+    from sdtutor.cli.ui import console
+    from sdtutor.grading import summarise
+
+    summary = summarise([g for _, g in results])
     lines = [f"**Score: {summary.correct} of {summary.total} ({summary.score:.0%})**"]
     if summary.missed_ideas:
         lines.append("\nIdeas to revisit: " + "; ".join(summary.missed_ideas[:5]) + ".")
-    if summary.sections:
-        lines.append(
-            f"\nRe-read these sections: `sdtutor learn {topic.slug}`, "
-            + ", ".join(f"*{s}*" for s in summary.sections)
-            + "."
-        )
-    if not summary.missed_ideas:
+    reread: dict[str, list[str]] = {}
+    for topic, graded in results:
+        section = graded.question.section
+        if not graded.correct and section and section not in reread.setdefault(topic.slug, []):
+            reread[topic.slug].append(section)
+    for slug, sections in reread.items():
+        if sections:
+            lines.append(
+                f"\nRe-read these sections: `sdtutor learn {slug}`, "
+                + ", ".join(f"*{s}*" for s in sections)
+                + "."
+            )
+    if summary.missed_ideas:
+        lines.append("\nMissed questions come back for review within minutes; the rest later.")
+    else:
         lines.append("\nEvery answer right.")
     console.print(
         Panel(
             Markdown("\n".join(lines)),
-            title="Quiz finished",
+            title=title,
             title_align="left",
             border_style="green" if summary.score >= 0.8 else "yellow",
         )
     )
     return summary
+
+
+def run_quiz(topic: Topic) -> "Summary | None":
+    """Ask every question of a topic's quiz; return the Summary (None if stopped early)."""
+    from sdtutor.content.course import Course
+    from sdtutor.progress.store import ProgressStore
+
+    quiz_data = Course().quiz(topic)
+    with ProgressStore() as store:
+        attempt = store.start_quiz(topic.slug, len(quiz_data.questions))
+    results = ask([(topic, q) for q in quiz_data.questions], attempt_id=attempt, title="Question")
+    if results is None:
+        return None
+    with ProgressStore() as store:
+        store.finish_quiz(attempt)
+    return show_summary(results, title="Quiz finished")

@@ -54,6 +54,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX lab_checks_topic ON lab_checks (topic);
         """,
     ),
+    (
+        "0002_review_cards",
+        """
+        CREATE TABLE review_cards (
+            topic       TEXT NOT NULL,
+            question_id TEXT NOT NULL,
+            card        TEXT NOT NULL,
+            due         TEXT NOT NULL,
+            reviews     INTEGER NOT NULL DEFAULT 0,
+            lapses      INTEGER NOT NULL DEFAULT 0,
+            updated_at  TEXT NOT NULL,
+            PRIMARY KEY (topic, question_id)
+        );
+        CREATE INDEX review_cards_due ON review_cards (due);
+        """,
+    ),
 )
 
 __all__ = ["MIGRATIONS"]

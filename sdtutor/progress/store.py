@@ -253,6 +253,40 @@ class ProgressStore:
         row = self.conn.execute("SELECT workspace FROM labs WHERE topic = ?", (topic,)).fetchone()
         return row["workspace"] if row else None
 
+    # ---------------------------------------------------------------- review cards
+
+    def card(self, topic: str, question_id: str) -> str | None:
+        """A question's review card (FSRS JSON), if it has one."""
+        row = self.conn.execute(
+            "SELECT card FROM review_cards WHERE topic = ? AND question_id = ?",
+            (topic, question_id),
+        ).fetchone()
+        return row["card"] if row else None
+
+    def save_card(
+        self, topic: str, question_id: str, card_json: str, due: str, lapsed: bool
+    ) -> None:
+        """Store a question's review card after an answer."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO review_cards (topic, question_id, card, due, reviews, lapses, "
+                "updated_at) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (topic, question_id) DO "
+                "UPDATE SET card = excluded.card, due = excluded.due, "
+                "reviews = review_cards.reviews + 1, "
+                "lapses = review_cards.lapses + excluded.lapses, updated_at = excluded.updated_at",
+                (topic, question_id, card_json, due, int(lapsed), now()),
+            )
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Every review card, soonest due first."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT topic, question_id, card, due, reviews, lapses FROM review_cards "
+                "ORDER BY due, topic, question_id"
+            )
+        ]
+
     # ---------------------------------------------------------------- reading
 
     def topic(self, topic: str) -> TopicProgress:
