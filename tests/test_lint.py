@@ -388,3 +388,13 @@ def test_lab_that_does_not_load_is_one_problem(lab: Path) -> None:
     spec, problems = lint_lab(lab, INDEXING)
     assert spec is None
     assert problems == [Problem(str(lab / "lab.yaml"), 1, "missing field 'title'")]
+
+
+def test_quiz_with_too_few_scenarios(course: Path) -> None:
+    path = quiz_file(course)
+    text = path.read_text(encoding="utf-8").replace("    scenario: true\n", "", 1)
+    path.write_text(text, encoding="utf-8")
+    problems = lint_quiz(path, INDEXING, None)
+    assert [p.message for p in problems] == [
+        "2 scenario questions (scenario: true); use at least 3"
+    ]

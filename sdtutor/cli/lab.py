@@ -87,13 +87,11 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
     readme = Path(lab_state.workspace) / "README.md"
     if fresh:
         console.print(Markdown(readme.read_text(encoding="utf-8")))
-    connect = "\n".join(f"  {name}: {url}" for name, url in lab_state.urls.items())
     console.print(
         Panel(
             f"[bold]{lab.title}[/] is {'ready' if fresh else 'running again'} "
             f"(provider: {lab_state.provider}).\n\n"
-            f"Workspace: [bold]{lab_state.workspace}[/]\n"
-            f"Connect:\n{connect}\n\n"
+            f"Workspace: [bold]{lab_state.workspace}[/]\n\n"
             f"  sdtutor lab shell {topic.slug}     a SQL prompt on the lab's database\n"
             f"  sdtutor lab check {topic.slug}     check your work (as often as you like)\n"
             f"  sdtutor lab hint {topic.slug}      one more hint\n"
@@ -103,6 +101,9 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
             border_style="green",
         )
     )
+    # Outside the panel and never wrapped, so the URL can be copied whole.
+    for name, url in lab_state.urls.items():
+        console.print(f"{name}: {url}", soft_wrap=True)
 
 
 @app.command("start")

@@ -19,6 +19,7 @@ _BY_DIRNAME = {t.dirname: t for t in TOPICS}
 CODE_WIDTH = 76
 MIN_QUESTIONS = 10
 MIN_TYPES = 3
+MIN_SCENARIOS = 3
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,15 @@ def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Pr
     if len(types) < MIN_TYPES:
         problems.append(
             Problem(p, 1, f"question types: {', '.join(sorted(types))}; use at least {MIN_TYPES}")
+        )
+    scenarios = sum(q.scenario for q in quiz.questions)
+    if scenarios < MIN_SCENARIOS:
+        problems.append(
+            Problem(
+                p,
+                1,
+                f"{scenarios} scenario questions (scenario: true); use at least {MIN_SCENARIOS}",
+            )
         )
     headings = {s.heading for s in lesson.sections} if lesson else set()
     for q in quiz.questions:
