@@ -32,9 +32,20 @@ def test_list_json_has_all_twenty_topics_in_the_documented_shape(home: Path) -> 
     assert indexing["lesson"] == "unread"
     assert indexing["quiz"]["best"] is None and indexing["quiz"]["written"] is True
     assert indexing["lab"] == "not started"
-    # Topics without content are listed and say so.
-    assert rows[0]["lesson"] == "not written" and rows[0]["lab"] == "not written"
-    assert rows[0]["quiz"]["written"] is False
+    # A topic whose lab is not written yet is listed and says so.
+    assert rows[0]["lesson"] == "unread" and rows[0]["lab"] == "not written"
+
+
+def test_topics_without_content_are_listed_and_say_so(home: Path) -> None:
+    from sdtutor.status import course_status
+
+    fixture = Course([REPO / "tests" / "fixtures" / "course"])
+    rows = course_status(fixture)
+    assert len(rows) == 20
+    assert rows[6].lesson == "unread" and rows[6].quiz_written
+    for row in rows[:6] + rows[7:]:
+        assert (row.lesson, row.quiz_written, row.lab) == ("not written", False, "not written")
+        assert row.to_json()["quiz"] == {"best": None, "attempts": 0, "written": False}
 
 
 def test_list_table_names_every_topic(home: Path) -> None:
@@ -154,7 +165,7 @@ def test_corrupt_progress_is_kept_aside_with_a_clear_message(home: Path) -> None
     [
         (("learn", "99"), "no topic number 99"),
         (("quiz", "foo"), "no topic called 'foo'"),
-        (("quiz", "monolith"), "not written yet"),
+        (("lab", "hint", "monolith"), "not written yet"),
         (("lab", "start", "caching"), "not written yet"),
         (("lab", "stop"), "Name the lab"),
     ],

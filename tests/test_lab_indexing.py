@@ -266,3 +266,28 @@ def test_content_check_proves_the_lab(local_home: Path) -> None:
         f"wrong/{p.name} fails" for p in (LAB / "wrong").iterdir()
     ]:
         assert f"✓ {case}" in result.stdout, case
+
+
+def test_a_broken_database_fails_checks_without_a_traceback(
+    home: Path, system_postgres: str, tmp_path: Path
+) -> None:
+    env = {
+        "SDTUTOR_HOME": str(home),
+        "SDTUTOR_PROVIDER": "external",
+        "SDTUTOR_POSTGRES_URL": system_postgres,
+    }
+    assert sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env).returncode == 0
+    try:
+        url = _info(env)["services"]["postgres"]["url"]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP TABLE orders")
+        code, report = _check(env)
+        assert code == 1
+        broken = [c for c in report["checks"] if "could not finish" in c["message"]]
+        assert broken and all("lab reset indexing" in c["message"] for c in broken)
+        reset = sdtutor("lab", "reset", "indexing", "--yes", env=env)
+        assert reset.returncode == 0, reset.stderr
+        code, report = _check(env)
+        assert not any("could not finish" in c["message"] for c in report["checks"])
+    finally:
+        sdtutor("lab", "stop", "indexing", env=env)

@@ -231,8 +231,8 @@ def test_quiz_with_too_few_question_types(course: Path) -> None:
     data["questions"] = [q for q in data["questions"] if q["type"] in ("single", "truefalse")]
     data["questions"] += [dict(q, id=f"{q['id']}-2") for q in data["questions"]]
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    problems = lint_quiz(path, INDEXING, None)
-    assert [p.message for p in problems] == ["question types: single, truefalse; use at least 3"]
+    messages = [p.message for p in lint_quiz(path, INDEXING, None)]
+    assert "question types: single, truefalse; use at least 3" in messages
 
 
 def test_quiz_thin_explanation(course: Path) -> None:
@@ -398,3 +398,19 @@ def test_quiz_with_too_few_scenarios(course: Path) -> None:
     assert [p.message for p in problems] == [
         "2 scenario questions (scenario: true); use at least 3"
     ]
+
+
+def test_quiz_whose_right_answers_are_the_longest(course: Path) -> None:
+    path = quiz_file(course)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for q in data["questions"]:
+        if q["type"] == "single":
+            right = "abcdef".index(q["answer"])
+            q["choices"][right] += " (this one is much longer than any of the others)"
+        if q["type"] == "multiple":
+            for letter in q["answer"]:
+                q["choices"]["abcdef".index(letter)] += " (and a long justification)"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    messages = [p.message for p in lint_quiz(path, INDEXING, None)]
+    assert any("the right answer is the longest choice in" in m for m in messages)
+    assert any("right choices are" in m and "as long as the wrong ones" in m for m in messages)

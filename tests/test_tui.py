@@ -118,16 +118,15 @@ def test_map_lists_twenty_topics(home: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_detail_panel_follows_the_cursor(home: Path) -> None:
+def test_detail_panel_follows_the_cursor(home: Path, fixture_course: Course) -> None:
     async def scenario() -> None:
-        app = SdtutorApp()
+        app = SdtutorApp(course=fixture_course)
         async with app.run_test(size=SIZE) as pilot:
             for _ in range(INDEXING_ROW):
                 await pilot.press("down")
             await pilot.pause()
             run = str(app.screen.query_one("#run", Static).render())
             assert "sdtutor learn indexing" in run
-            assert "sdtutor lab start indexing" in run
             about = str(app.screen.query_one("#about-text", Static).render())
             assert "You will be able to:" in about
             await pilot.press("up")
@@ -162,9 +161,11 @@ def test_enter_on_indexing_opens_the_lesson_and_n_moves_on(home: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_enter_on_a_topic_without_a_lesson_stays_on_the_map(home: Path) -> None:
+def test_enter_on_a_topic_without_a_lesson_stays_on_the_map(
+    home: Path, fixture_course: Course
+) -> None:
     async def scenario() -> None:
-        app = SdtutorApp()
+        app = SdtutorApp(course=fixture_course)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("enter")
             await pilot.pause()

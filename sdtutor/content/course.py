@@ -70,41 +70,31 @@ class Course:
         for topic in TOPICS:
             yield self.content(topic)
 
-    def lesson(self, topic: Topic) -> Lesson:
-        """Load a topic's lesson, or say it is not written yet."""
-        path = self.content(topic).lesson_path
+    def _written(self, topic: Topic, kind: str, path: Path | None) -> Path:
         if path is None:
             raise ContentError(
-                f"The lesson for '{topic.slug}' is not written yet.",
+                f"The {kind} for '{topic.slug}' is not written yet.",
                 "`sdtutor list` shows which topics have content.",
             )
+        return path
+
+    def lesson(self, topic: Topic) -> Lesson:
+        """Load a topic's lesson, or say it is not written yet."""
         from sdtutor.content.loader import load_lesson
 
-        return load_lesson(path)
+        return load_lesson(self._written(topic, "lesson", self.content(topic).lesson_path))
 
     def quiz(self, topic: Topic) -> Quiz:
         """Load a topic's quiz, or say it is not written yet."""
-        path = self.content(topic).quiz_path
-        if path is None:
-            raise ContentError(
-                f"The quiz for '{topic.slug}' is not written yet.",
-                "`sdtutor list` shows which topics have content.",
-            )
         from sdtutor.content.loader import load_quiz
 
-        return load_quiz(path)
+        return load_quiz(self._written(topic, "quiz", self.content(topic).quiz_path))
 
     def lab(self, topic: Topic) -> LabSpec:
         """Load a topic's lab, or say it is not written yet."""
-        path = self.content(topic).lab_path
-        if path is None:
-            raise ContentError(
-                f"The lab for '{topic.slug}' is not written yet.",
-                "`sdtutor list` shows which topics have a lab.",
-            )
         from sdtutor.content.loader import load_lab
 
-        return load_lab(path)
+        return load_lab(self._written(topic, "lab", self.content(topic).lab_path))
 
 
 __all__ = ["Course", "TopicContent"]

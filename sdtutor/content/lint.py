@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdtutor.content.loader import LESSON_SECTIONS, load_lab, load_lesson, load_quiz
-from sdtutor.content.models import LabSpec, Lesson
+from sdtutor.content.models import LETTERS, LabSpec, Lesson, Question
 from sdtutor.errors import ContentError, LabError
 from sdtutor.topics import TOPICS, Topic
 
@@ -20,6 +20,12 @@ CODE_WIDTH = 76
 MIN_QUESTIONS = 10
 MIN_TYPES = 3
 MIN_SCENARIOS = 3
+LONGEST_SHARE = 0.5
+"""At most this share of single-choice questions may have the right answer as the one
+longest choice (by chance about a quarter would): more, and length gives it away."""
+LENGTH_RATIO = 1.25
+"""In multiple-choice questions, right choices may be at most this much longer than the
+wrong ones on average, over the whole quiz."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Pr
                 f"{scenarios} scenario questions (scenario: true); use at least {MIN_SCENARIOS}",
             )
         )
+    problems += _length_tells(p, quiz.questions)
     headings = {s.heading for s in lesson.sections} if lesson else set()
     for q in quiz.questions:
         if lesson and q.section and q.section not in headings:
@@ -137,6 +144,48 @@ def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Pr
         if len(q.explanation) < 40:
             problems.append(
                 Problem(p, q.line, f"question '{q.id}': the explanation is too thin to teach")
+            )
+    return problems
+
+
+def _length_tells(path: str, questions: tuple[Question, ...]) -> list[Problem]:
+    """Right answers that can be spotted by their length alone."""
+    problems = []
+    single = [q for q in questions if q.type == "single"]
+    longest = 0
+    for q in single:
+        lengths = [len(c) for c in q.choices]
+        right = lengths[LETTERS.index(q.answer)]
+        if right == max(lengths) and lengths.count(right) == 1:
+            longest += 1
+    if single and longest > max(2, int(len(single) * LONGEST_SHARE)):
+        problems.append(
+            Problem(
+                path,
+                1,
+                f"the right answer is the longest choice in {longest} of {len(single)} "
+                "single-choice questions: learners can guess by length; make the wrong "
+                "choices as full and plausible as the right one",
+            )
+        )
+    right_lengths: list[int] = []
+    wrong_lengths: list[int] = []
+    for q in questions:
+        if q.type == "multiple":
+            for letter, choice in zip(LETTERS, q.choices, strict=False):
+                (right_lengths if letter in q.answer else wrong_lengths).append(len(choice))
+    if right_lengths and wrong_lengths:
+        ratio = (sum(right_lengths) / len(right_lengths)) / (
+            sum(wrong_lengths) / len(wrong_lengths)
+        )
+        if ratio > LENGTH_RATIO:
+            problems.append(
+                Problem(
+                    path,
+                    1,
+                    f"in multiple-choice questions the right choices are {ratio:.1f}x as long as "
+                    "the wrong ones on average: balance them",
+                )
             )
     return problems
 

@@ -302,6 +302,19 @@ def run_checks(lab: LabSpec, workspace: Path, urls: dict[str, str]) -> list[Chec
                     "Is the lab running? `sdtutor lab info` shows its state; "
                     "`sdtutor lab start` starts it again.",
                 ) from None
+            except Exception as exc:  # the learner may have broken what a check relies on
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+                results.append(
+                    CheckResult(
+                        spec.id,
+                        spec.title,
+                        False,
+                        f"This check could not finish: {reason}. If you changed the lab's "
+                        f"tables or data, `sdtutor lab reset {lab.topic}` restores them "
+                        "(your files are kept aside).",
+                    )
+                )
     finally:
         ctx.close()
     return results

@@ -9,9 +9,7 @@ ORDER BY created_at DESC, id DESC
 LIMIT 20;
 
 -- name: next_page
--- Keyset pagination: continue strictly after the last row shown. The row comparison
--- orders by (created_at, id) together, so rows that share a created_at are split by
--- id, and the index on (user_id, created_at) can start right at the cursor.
+-- Keyset pagination, with the tie-break spelled out as an OR.
 SELECT id, status, total, created_at
 FROM orders
 WHERE user_id = :user_id
