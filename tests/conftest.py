@@ -16,6 +16,23 @@ SYSTEM_POSTGRES = os.environ.get(
     "SDTUTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 
+# A minimal valid lab.yaml, for loader and linter tests that build labs in tmp_path.
+LAB_YAML = """\
+format_version: 1
+topic: indexing
+title: A tiny lab
+services: [postgres]
+setup:
+  postgres: setup.sql
+workspace: [indexes.sql]
+apply: [indexes.sql]
+checks:
+  - id: has-index
+    title: The index exists
+hints:
+  - Look at the plan first.
+"""
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -25,6 +42,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("SDTUTOR_PROVIDER", "SDTUTOR_POSTGRES_URL", "SDTUTOR_COURSE", "NO_COLOR"):
         monkeypatch.delenv(var, raising=False)
     return path
+
+
+@pytest.fixture
+def external_env(home: Path, system_postgres: str) -> dict[str, str]:
+    """The environment of a learner using the external provider on the machine's server."""
+    return {
+        "SDTUTOR_HOME": str(home),
+        "SDTUTOR_PROVIDER": "external",
+        "SDTUTOR_POSTGRES_URL": system_postgres,
+    }
 
 
 @pytest.fixture(scope="session")

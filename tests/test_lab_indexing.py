@@ -119,13 +119,9 @@ def test_local_lab_from_start_to_stop(local_home: Path, tmp_path: Path) -> None:
 
 
 def test_external_provider_touches_only_its_database(
-    home: Path, system_postgres: str, tmp_path: Path
+    external_env: dict[str, str], system_postgres: str, tmp_path: Path
 ) -> None:
-    env = {
-        "SDTUTOR_HOME": str(home),
-        "SDTUTOR_PROVIDER": "external",
-        "SDTUTOR_POSTGRES_URL": system_postgres,
-    }
+    env = external_env
     with psycopg.connect(system_postgres, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS sdtutor_indexing WITH (FORCE)")
     before = databases(system_postgres)
@@ -238,14 +234,12 @@ def test_ctrl_c_during_start_leaves_nothing_behind(
             psycopg.connect(server, connect_timeout=3)
 
 
-def test_second_terminal_is_told_to_wait(home: Path, system_postgres: str) -> None:
+def test_second_terminal_is_told_to_wait(
+    external_env: dict[str, str], system_postgres: str
+) -> None:
     from sdtutor.lab import state
 
-    env = {
-        "SDTUTOR_HOME": str(home),
-        "SDTUTOR_PROVIDER": "external",
-        "SDTUTOR_POSTGRES_URL": system_postgres,
-    }
+    env = external_env
     with state.exclusive("indexing", "start"):
         result = sdtutor("lab", "start", "indexing", env=env)
     assert result.returncode == 2
@@ -269,13 +263,9 @@ def test_content_check_proves_the_lab(local_home: Path) -> None:
 
 
 def test_a_broken_database_fails_checks_without_a_traceback(
-    home: Path, system_postgres: str, tmp_path: Path
+    external_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {
-        "SDTUTOR_HOME": str(home),
-        "SDTUTOR_PROVIDER": "external",
-        "SDTUTOR_POSTGRES_URL": system_postgres,
-    }
+    env = external_env
     assert sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env).returncode == 0
     try:
         url = _info(env)["services"]["postgres"]["url"]

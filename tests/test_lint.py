@@ -12,6 +12,7 @@ import yaml
 from sdtutor.content.lint import Problem, lint_course, lint_lab, lint_lesson, lint_quiz
 from sdtutor.content.loader import load_lesson
 from sdtutor.topics import resolve
+from tests.conftest import LAB_YAML
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "course"
@@ -265,21 +266,6 @@ def test_quiz_that_does_not_load_is_one_problem_with_its_line(course: Path) -> N
 
 # ---------------------------------------------------------------- labs
 
-LAB_YAML = """\
-format_version: 1
-topic: indexing
-title: A tiny lab
-services: [postgres]
-setup:
-  postgres: setup.sql
-workspace: [indexes.sql]
-apply: [indexes.sql]
-checks:
-  - id: has-index
-    title: The index exists
-hints:
-  - Look at the plan first.
-"""
 
 CHECKS_PY = """\
 from sdtutor.lab.checks import check

@@ -11,6 +11,7 @@ from sdtutor.content.course import Course
 from sdtutor.content.loader import LESSON_SECTIONS, load_lab, load_lesson, load_quiz
 from sdtutor.errors import ContentError
 from sdtutor.topics import resolve
+from tests.conftest import LAB_YAML
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "course"
@@ -376,22 +377,6 @@ def test_code_block_hides_headings(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- lab errors
-
-LAB_YAML = """\
-format_version: 1
-topic: indexing
-title: A tiny lab
-services: [postgres]
-setup:
-  postgres: setup.sql
-workspace: [indexes.sql]
-apply: [indexes.sql]
-checks:
-  - id: has-index
-    title: The index exists
-hints:
-  - Look at the plan first.
-"""
 
 
 def make_lab(root: Path, lab_yaml: str = LAB_YAML, case_yaml: str | None = None) -> Path:
