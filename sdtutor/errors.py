@@ -31,6 +31,8 @@ class ContentError(SdtutorError):
     def __init__(self, message: str, hint: str = "", *, path: str = "", line: int = 0) -> None:
         where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
         super().__init__(where + message, hint)
+        self.detail = message
+        """The message without its file and line (for tools that show those apart)."""
         self.path = path
         self.line = line
 

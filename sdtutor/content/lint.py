@@ -45,11 +45,7 @@ class Problem:
 
 
 def _from_error(exc: ContentError) -> Problem:
-    message = exc.message
-    prefix = f"{exc.path}:{exc.line}: " if exc.line else f"{exc.path}: "
-    if message.startswith(prefix):
-        message = message[len(prefix) :]
-    return Problem(exc.path, exc.line, message)
+    return Problem(exc.path, exc.line, exc.detail)
 
 
 def lint_lesson(path: Path, topic: Topic | None) -> tuple[Lesson | None, list[Problem]]:
