@@ -281,3 +281,26 @@ def test_a_broken_database_fails_checks_without_a_traceback(
         assert not any("could not finish" in c["message"] for c in report["checks"])
     finally:
         sdtutor("lab", "stop", "indexing", env=env)
+
+
+def test_shell_file_reports_a_refused_statement_and_a_missing_file(
+    external_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = external_env
+    workspace = tmp_path / "ws"
+    assert sdtutor("lab", "start", "indexing", "-w", str(workspace), env=env).returncode == 0
+    try:
+        (workspace / "bad.sql").write_text(
+            "-- one good statement, then a typo\n"
+            "CREATE INDEX ok_idx ON orders (user_id);\n"
+            "CREATE INDEX bad_idx ON orders (no_such_column);\n"
+        )
+        bad = sdtutor("lab", "shell", "indexing", "-f", "bad.sql", env=env)
+        assert bad.returncode == 1, bad.stderr
+        assert "CREATE INDEX" in bad.stdout and "bad.sql:2" in bad.stdout
+        assert "bad.sql:3" in plain(bad.stderr) and "no_such_column" in plain(bad.stderr)
+        missing = sdtutor("lab", "shell", "indexing", "-f", "nowhere.sql", env=env)
+        assert missing.returncode == 2 and "There is no file" in plain(missing.stderr)
+        assert "Traceback" not in bad.stderr + missing.stderr
+    finally:
+        sdtutor("lab", "stop", "indexing", env=env)

@@ -12,8 +12,6 @@ from typing import Any
 
 import typer
 
-from sdtutor.errors import LabError
-
 META = {
     "\\d": "SELECT table_name AS table, (SELECT count(*) FROM information_schema.columns c "
     "WHERE c.table_name = t.table_name AND c.table_schema = t.table_schema) AS columns "
@@ -29,7 +27,7 @@ HELP = """Type SQL ending with ; (it may span lines). Also:
 def run_file(url: str, path: Path) -> None:
     """Run every statement of a SQL file, printing what each did; stop at the first error."""
     from sdtutor.cli.ui import console, err
-    from sdtutor.lab.postgres import run_statements
+    from sdtutor.lab.postgres import StatementRefused, run_statements
 
     ran = 0
     try:
@@ -38,9 +36,7 @@ def run_file(url: str, path: Path) -> None:
             console.print(f"[green]{cur.statusmessage}[/]  [dim]{path.name}:{line}[/]")
             if cur.description:
                 _show(cur)
-    except LabError as exc:
-        if "There is no file" in exc.message:
-            raise
+    except StatementRefused as exc:  # the learner's SQL failed: an answer, not a usage error
         err.print(f"[red]{exc.message}[/]")
         raise typer.Exit(1) from None
     if not ran:

@@ -184,11 +184,15 @@ def run_setup(
             progress("Done", 1.0)
 
 
+class StatementRefused(LabError):
+    """PostgreSQL refused a statement of a learner's SQL file; the message names file:line."""
+
+
 def run_statements(url: str, path: Path) -> Iterator[tuple[int, Any]]:
     """Run a learner's SQL file statement by statement, as `lab shell -f` does.
 
-    Yields (line, cursor) after each statement; raises LabError naming file and line at
-    the first statement PostgreSQL refuses.
+    Yields (line, cursor) after each statement. Raises LabError when the file is missing,
+    and StatementRefused, naming file and line, at the first statement PostgreSQL refuses.
     """
     import psycopg
 
@@ -200,17 +204,24 @@ def run_statements(url: str, path: Path) -> Iterator[tuple[int, Any]]:
         offset = 0
         for statement in split_statements(text):
             offset = max(text.find(statement, offset), 0)
-            line = text.count("\n", 0, offset) + 1
+            # The statement's text starts with any comment above it; name its first code line.
+            lead = next(
+                i
+                for i, row in enumerate(statement.splitlines())
+                if row.strip() and not row.strip().startswith("--")
+            )
+            line = text.count("\n", 0, offset) + 1 + lead
             try:
                 cur = conn.execute(statement.encode())
             except psycopg.Error as exc:
-                raise LabError(f"{path.name}:{line}: {str(exc).strip()}") from None
+                raise StatementRefused(f"{path.name}:{line}: {str(exc).strip()}") from None
             yield line, cur
 
 
 __all__ = [
     "SEEDED_COMMENT",
     "SqlStep",
+    "StatementRefused",
     "admin",
     "connect",
     "create_database",
