@@ -8,8 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sdtutor.services.names import Names
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_POSTGRES = os.environ.get(
@@ -110,6 +114,21 @@ def sdtutor(
         stdin=subprocess.DEVNULL,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def lab_names(home: Path, slug: str) -> Names:
+    """The names a lab gets in this SDTUTOR_HOME (its home id is made on first use)."""
+    from sdtutor.services.names import Names
+
+    previous = os.environ.get("SDTUTOR_HOME")
+    os.environ["SDTUTOR_HOME"] = str(home)
+    try:
+        return Names.for_lab(slug)
+    finally:
+        if previous is None:
+            os.environ.pop("SDTUTOR_HOME", None)
+        else:
+            os.environ["SDTUTOR_HOME"] = previous
 
 
 def databases(url: str) -> set[str]:

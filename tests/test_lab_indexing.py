@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import REPO, databases, plain, sdtutor
+from tests.conftest import REPO, databases, lab_names, plain, sdtutor
 
 LAB = REPO / "labs" / "07-indexing"
 
@@ -48,8 +48,9 @@ def test_local_lab_from_start_to_stop(local_home: Path, tmp_path: Path) -> None:
     assert info["status"] == "running" and info["provider"] == "local"
     assert info["workspace"] == str(workspace.resolve())
     url = info["services"]["postgres"]["url"]
-    assert url.startswith("postgresql://") and "@127.0.0.1:" in url
-    assert url.endswith("/sdtutor_indexing")
+    names = lab_names(local_home, "indexing")
+    assert url.startswith(f"postgresql://{names.role}:") and "@127.0.0.1:" in url
+    assert url.endswith(f"/{names.database}")
 
     # The untouched starter fails every task but data-intact, and says why.
     code, report = _check(env)
@@ -122,19 +123,28 @@ def test_external_provider_touches_only_its_database(
     external_env: dict[str, str], system_postgres: str, tmp_path: Path
 ) -> None:
     env = external_env
-    with psycopg.connect(system_postgres, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS sdtutor_indexing WITH (FORCE)")
+    names = lab_names(Path(env["SDTUTOR_HOME"]), "indexing")
     before = databases(system_postgres)
     started = sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env)
     assert started.returncode == 0, started.stderr
-    assert databases(system_postgres) - before == {"sdtutor_indexing"}
+    assert databases(system_postgres) - before == {names.database, names.template}
     info = _info(env)
     assert info["provider"] == "external"
-    assert info["services"]["postgres"]["url"].endswith("/sdtutor_indexing")
+    url = info["services"]["postgres"]["url"]
+    assert url.endswith(f"/{names.database}") and url.startswith(f"postgresql://{names.role}:")
     code, _ = _check(env)
     assert code == 1
+    # Stop removes the lab's database and keeps the seeded copy for a quick restart...
     assert sdtutor("lab", "stop", "indexing", env=env).returncode == 0
+    assert databases(system_postgres) - before == {names.template}
+    # ...which --purge removes too, with the lab's role.
+    again = sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env)
+    assert again.returncode == 0, again.stderr
+    assert sdtutor("lab", "stop", "indexing", "--purge", env=env).returncode == 0
     assert databases(system_postgres) == before
+    with psycopg.connect(system_postgres) as conn:
+        roles = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (names.role,))
+        assert roles.fetchone() is None
     # The learner's server keeps running: external servers are not ours to stop.
     with psycopg.connect(system_postgres) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -180,14 +190,14 @@ def _wait_for_database(url: str, name: str, timeout: float = 60) -> None:
 
 @pytest.mark.parametrize("provider", ["external", "local"])
 def test_ctrl_c_during_start_leaves_nothing_behind(
-    provider: str, home: Path, local_home: Path, system_postgres: str, tmp_path: Path
+    provider: str, home: Path, system_postgres: str, tmp_path: Path
 ) -> None:
+    # A home of its own, so nothing is seeded yet and the interrupt lands inside the seed.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SDTUTOR_")}
-    env.update({"SDTUTOR_PROVIDER": provider, "NO_COLOR": "1"})
+    env.update({"SDTUTOR_PROVIDER": provider, "NO_COLOR": "1", "SDTUTOR_HOME": str(home)})
     if provider == "external":
-        env.update({"SDTUTOR_HOME": str(home), "SDTUTOR_POSTGRES_URL": system_postgres})
-    else:
-        env["SDTUTOR_HOME"] = str(local_home)
+        env["SDTUTOR_POSTGRES_URL"] = system_postgres
+    names = lab_names(home, "indexing")
     workspace = tmp_path / "ws"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sdtutor", "lab", "start", "indexing", "-w", str(workspace)],
@@ -196,42 +206,46 @@ def test_ctrl_c_during_start_leaves_nothing_behind(
         stderr=subprocess.PIPE,
         text=True,
     )
+    server = system_postgres
     try:
-        if provider == "external":
-            server = system_postgres
-        else:
-            from sdtutor.lab.postgres import with_database
-            from sdtutor.providers.local import LocalPostgres, find_pg_binaries
-
-            deadline = time.monotonic() + 60
-            os.environ["SDTUTOR_HOME"] = str(local_home)
-            try:
-                pg = LocalPostgres(find_pg_binaries())  # type: ignore[arg-type]
-                while True:  # the state file may still name the port of an earlier run
-                    assert time.monotonic() < deadline, "the local server never started"
-                    if "indexing" in pg.state().get("labs", []):
-                        server = with_database(pg.url(pg.state()), "postgres")
-                        break
-                    time.sleep(0.05)
-            finally:
-                os.environ.pop("SDTUTOR_HOME", None)
-        _wait_for_database(server, "sdtutor_indexing")
+        if provider == "local":
+            server = _local_server_url(home, proc)
+        _wait_for_database(server, names.template)
         time.sleep(0.3)  # well inside the seed
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        if provider == "local":
+            sdtutor("lab", "stop", "--all", env={"SDTUTOR_HOME": str(home)})
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Interrupted" in stderr
     assert not workspace.exists()
-    assert not (Path(env["SDTUTOR_HOME"]) / "labs" / "indexing.json").exists()
+    assert not (home / "labs" / "indexing.json").exists()
     if provider == "external":
-        assert "sdtutor_indexing" not in databases(system_postgres)
+        assert not {names.database, names.template} & databases(system_postgres)
     else:
         # No lab uses the private server any more, so it was stopped too.
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(server, connect_timeout=3)
+
+
+def _local_server_url(home: Path, proc: subprocess.Popen[str]) -> str:
+    """The admin URL of the private server a `lab start` in `home` is bringing up."""
+    from sdtutor.providers.local import LocalPostgres, find_pg_binaries
+    from sdtutor.services.postgres import with_database
+
+    deadline = time.monotonic() + 60
+    os.environ["SDTUTOR_HOME"] = str(home)
+    try:
+        pg = LocalPostgres(find_pg_binaries())  # type: ignore[arg-type]
+        while "indexing" not in pg.state().get("labs", []):
+            assert proc.poll() is None and time.monotonic() < deadline, "no local server"
+            time.sleep(0.05)
+        return with_database(pg.url(pg.state()), "postgres")
+    finally:
+        os.environ.pop("SDTUTOR_HOME", None)
 
 
 def test_second_terminal_is_told_to_wait(
@@ -240,11 +254,12 @@ def test_second_terminal_is_told_to_wait(
     from sdtutor.lab import state
 
     env = external_env
+    names = lab_names(Path(env["SDTUTOR_HOME"]), "indexing")
     with state.exclusive("indexing", "start"):
         result = sdtutor("lab", "start", "indexing", env=env)
     assert result.returncode == 2
     assert "busy" in plain(result.stderr) and "another terminal" in plain(result.stderr)
-    assert "sdtutor_indexing" not in databases(system_postgres)
+    assert names.database not in databases(system_postgres)
 
 
 def test_content_check_proves_the_lab(local_home: Path) -> None:
@@ -280,7 +295,7 @@ def test_a_broken_database_fails_checks_without_a_traceback(
         code, report = _check(env)
         assert not any("could not finish" in c["message"] for c in report["checks"])
     finally:
-        sdtutor("lab", "stop", "indexing", env=env)
+        sdtutor("lab", "stop", "indexing", "--purge", env=env)
 
 
 def test_shell_file_reports_a_refused_statement_and_a_missing_file(
@@ -303,4 +318,4 @@ def test_shell_file_reports_a_refused_statement_and_a_missing_file(
         assert missing.returncode == 2 and "There is no file" in plain(missing.stderr)
         assert "Traceback" not in bad.stderr + missing.stderr
     finally:
-        sdtutor("lab", "stop", "indexing", env=env)
+        sdtutor("lab", "stop", "indexing", "--purge", env=env)

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from sdtutor.content.models import InstanceSpec
 from sdtutor.errors import ProviderError
 from sdtutor.providers import docker as dp
 from sdtutor.providers.base import Endpoint
@@ -96,7 +97,7 @@ def test_specs_refuse_unknown_services_and_bad_lab_names() -> None:
 def test_provider_capabilities() -> None:
     assert DockerProvider.name == "docker"
     assert DockerProvider.services == frozenset({"postgres", "redis", "rabbitmq"})
-    assert DockerProvider.postgres_instances == 2
+    assert DockerProvider.replicas is False
     assert DockerProvider.restarts_servers is True
     assert DockerProvider.description
 
@@ -373,6 +374,11 @@ class FakeEngine:
         yield {"status": "Pull complete", "progressDetail": {}, "id": "layer1"}
 
 
+def kinds(*names: str) -> tuple[InstanceSpec, ...]:
+    """A lab's instances, each named after its kind (the list form of lab.yaml)."""
+    return tuple(InstanceSpec(name, name) for name in names)
+
+
 def all_match(labels: dict[str, str], wanted: list[list[str]]) -> bool:
     return all(labels.get(key) == value for key, value in wanted)
 
@@ -382,6 +388,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> tuple[DockerProvider, FakeEngine]:
     engine = FakeEngine()
     provider = DockerProvider()
     monkeypatch.setattr(provider, "_connect", lambda: engine)
+    # One home id, so container names stay readable here (real names carry the home's id).
+    monkeypatch.setattr(dp, "lab_home", lambda lab: ("home1", lab))
+    monkeypatch.setattr("sdtutor.services.names.home_id", lambda: "home1")
     monkeypatch.setattr(dp.time, "sleep", lambda seconds: None)
     return provider, engine
 
@@ -394,13 +403,13 @@ def test_start_creates_labelled_containers_and_returns_urls(
     monkeypatch.setattr(dp, "probe", lambda service, url: probes.append(service) or True)
     steps: list[tuple[str, float | None]] = []
     endpoints = provider.start(
-        "lab1", ["postgres", "redis", "rabbitmq"], lambda s, f: steps.append((s, f))
+        "lab1", kinds("postgres", "redis", "rabbitmq"), lambda s, f: steps.append((s, f))
     )
     assert set(endpoints) == {"postgres", "redis", "rabbitmq"}
     assert probes.count("postgres") == 2, "postgres must answer twice"
     for service, endpoint in endpoints.items():
         container = engine.by_name[f"sdtutor-lab1-{service}"]
-        assert container.labels == dp.labels_for("lab1", service)
+        assert container.labels == dp.labels_for("lab1", service, "home1")
         expected = {"container": container.name, "id": container.id}
         if service == "rabbitmq":
             management = container.ports["15672/tcp"][0]["HostPort"]
@@ -418,11 +427,11 @@ def test_start_reuses_a_running_container_and_starts_a_stopped_one(
 ) -> None:
     provider, engine = fake
     monkeypatch.setattr(dp, "probe", lambda service, url: True)
-    first = provider.start("lab1", ["redis"])["redis"]
+    first = provider.start("lab1", kinds("redis"))["redis"]
     container = engine.by_name["sdtutor-lab1-redis"]
-    assert provider.start("lab1", ["redis"])["redis"].url == first.url
+    assert provider.start("lab1", kinds("redis"))["redis"].url == first.url
     container.status = "exited"
-    again = provider.start("lab1", ["redis"])["redis"]
+    again = provider.start("lab1", kinds("redis"))["redis"]
     assert engine.by_name["sdtutor-lab1-redis"] is container
     assert container.status == "running"
     assert urlsplit(again.url).password == urlsplit(first.url).password
@@ -433,10 +442,10 @@ def test_start_refuses_a_foreign_container_with_our_name(
     fake: tuple[DockerProvider, FakeEngine],
 ) -> None:
     provider, engine = fake
-    foreign = engine.create(**dp.container_spec("lab1", "redis", "pw"))
+    foreign = engine.create(**dp.container_spec("lab1", "redis", "pw", home="home1"))
     foreign.labels = {}
     with pytest.raises(ProviderError, match="did not create"):
-        provider.start("lab1", ["redis"])
+        provider.start("lab1", kinds("redis"))
     assert "sdtutor-lab1-redis" in engine.by_name
 
 
@@ -451,7 +460,7 @@ def test_start_pulls_a_missing_image_with_progress(
     def record(step: str, fraction: float | None) -> None:
         steps.append((step, fraction))
 
-    provider.start("lab1", ["redis"], record)
+    provider.start("lab1", kinds("redis"), record)
     assert engine.pulled == [("redis", "7.2.6-alpine")]
     known = [f for step, f in steps if step.startswith("Pull") and f is not None]
     assert known == sorted(known) and known[-1] == 1.0 and 0.5 in known
@@ -464,7 +473,7 @@ def test_a_timeout_removes_what_start_created_and_quotes_the_log(
     monkeypatch.setattr(dp, "probe", lambda service, url: service != "rabbitmq")
     monkeypatch.setitem(dp.READY_TIMEOUT, "rabbitmq", 0.0)
     with pytest.raises(ProviderError) as caught:
-        provider.start("lab1", ["redis", "rabbitmq"])
+        provider.start("lab1", kinds("redis", "rabbitmq"))
     assert "rabbitmq did not answer" in caught.value.message
     assert "FATAL: something went wrong" in caught.value.hint
     assert engine.by_name == {}
@@ -475,14 +484,14 @@ def test_ctrl_c_during_start_removes_what_start_created(
     fake: tuple[DockerProvider, FakeEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider, engine = fake
-    engine.create(**dp.container_spec("lab1", "redis", "kept-password")).start()
+    engine.create(**dp.container_spec("lab1", "redis", "kept-password", home="home1")).start()
 
     def interrupt(service: str, url: str) -> bool:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(dp, "probe", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        provider.start("lab1", ["redis", "postgres"])
+        provider.start("lab1", kinds("redis", "postgres"))
     assert list(engine.by_name) == ["sdtutor-lab1-redis"], "reused container stays"
     assert engine.removed == ["sdtutor-lab1-postgres"]
 
@@ -499,7 +508,7 @@ def test_docker_api_errors_become_provider_errors(
 
     monkeypatch.setattr(engine, "create", refuse)
     with pytest.raises(ProviderError) as caught:
-        provider.start("lab1", ["postgres"])
+        provider.start("lab1", kinds("postgres"))
     assert "creating the container sdtutor-lab1-postgres" in caught.value.message
     assert "no space left on device" in caught.value.message
     assert caught.value.hint
@@ -508,7 +517,7 @@ def test_docker_api_errors_become_provider_errors(
 def test_stop_removes_only_its_labs_containers(fake: tuple[DockerProvider, FakeEngine]) -> None:
     provider, engine = fake
     for lab in ("lab-a", "lab-b", "lab-ab"):
-        engine.create(**dp.container_spec(lab, "redis", "pw")).start()
+        engine.create(**dp.container_spec(lab, "redis", "pw", home="home1")).start()
     provider.stop("lab-a", {})
     assert sorted(engine.by_name) == ["sdtutor-lab-ab-redis", "sdtutor-lab-b-redis"]
     assert sorted(provider.stop_all()) == ["sdtutor-lab-ab-redis", "sdtutor-lab-b-redis"]
@@ -519,7 +528,7 @@ def test_stop_removes_only_its_labs_containers(fake: tuple[DockerProvider, FakeE
 def test_start_refuses_unknown_services_before_touching_docker() -> None:
     provider = DockerProvider()
     with pytest.raises(ProviderError, match="mysql"):
-        provider.start("lab1", ["mysql"])
+        provider.start("lab1", kinds("mysql"))
     assert provider._client is None
 
 
@@ -557,7 +566,7 @@ def test_postgres_in_docker_answers_on_loopback_and_stop_removes_it() -> None:
     provider.stop(lab, {})  # leftovers of an interrupted earlier run
     endpoints: dict[str, Endpoint] = {}
     try:
-        endpoints = provider.start(lab, ["postgres"])
+        endpoints = provider.start(lab, kinds("postgres"))
         url = endpoints["postgres"].url
         assert urlsplit(url).hostname == "127.0.0.1"
         with psycopg.connect(url, connect_timeout=5) as conn:
@@ -585,8 +594,8 @@ def test_stopping_one_lab_leaves_another_alone() -> None:
     for lab in (lab_a, lab_b):
         provider.stop(lab, {})
     try:
-        endpoints_a = provider.start(lab_a, ["redis"])
-        endpoints_b = provider.start(lab_b, ["redis"])
+        endpoints_a = provider.start(lab_a, kinds("redis"))
+        endpoints_b = provider.start(lab_b, kinds("redis"))
         provider.stop(lab_a, endpoints_a)
         assert _labelled(lab_a) == []
         remaining = _labelled(lab_b)

@@ -83,7 +83,7 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
     threading.Thread(target=importlib.import_module, args=("psycopg",), daemon=True).start()
     lab = _lab(topic)
     with _Progress() as progress:
-        lab_state, fresh = runtime.start(topic, lab, provider, workspace, progress)
+        lab_state, fresh, notes = runtime.start(topic, lab, provider, workspace, progress)
     readme = Path(lab_state.workspace) / "README.md"
     if fresh:
         console.print(Markdown(readme.read_text(encoding="utf-8")))
@@ -92,7 +92,8 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
             f"[bold]{lab.title}[/] is {'ready' if fresh else 'running again'} "
             f"(provider: {lab_state.provider}).\n\n"
             f"Workspace: [bold]{lab_state.workspace}[/]\n\n"
-            f"  sdtutor lab shell {topic.slug}     a SQL prompt on the lab's database\n"
+            f"  sdtutor lab shell {topic.slug}     a prompt on the lab's "
+            f"{'database' if len(lab.instances) == 1 else 'services'}\n"
             f"  sdtutor lab check {topic.slug}     check your work (as often as you like)\n"
             f"  sdtutor lab hint {topic.slug}      one more hint\n"
             f"  sdtutor lab stop {topic.slug}      remove what the lab created",
@@ -101,9 +102,15 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
             border_style="green",
         )
     )
+    for note in notes:
+        console.print(note)
     # Outside the panel and never wrapped, so the URL can be copied whole.
-    for name, url in lab_state.urls.items():
-        console.print(f"{name}: {url}", soft_wrap=True)
+    for name, access in lab_state.access.items():
+        console.print(f"{name}: {access.url}", soft_wrap=True)
+        if access.prefix:
+            console.print(f"  (your names start with {access.prefix})", soft_wrap=True)
+        if access.note:
+            console.print(f"  [yellow]{access.note}[/]")
 
 
 @app.command("start")
@@ -141,7 +148,9 @@ def info(
     if data["workspace"]:
         console.print(f"workspace: {data['workspace']}")
     for name, svc in data["services"].items():
-        console.print(f"{name}: {svc['url']}")
+        console.print(f"{name}: {svc['url']}", soft_wrap=True)
+        if svc.get("prefix"):
+            console.print(f"  (your names start with {svc['prefix']})", soft_wrap=True)
     if data["status"] == "stopped":
         console.print(
             f"Its services are not answering: `sdtutor lab start {data['topic']}` "
@@ -258,39 +267,54 @@ def watch(
 @app.command("shell")
 def shell(
     topic: str = TOPIC_ARG,
-    service: str = typer.Argument("postgres", help="Which service (postgres)."),
-    file: Path = typer.Option(None, "--file", "-f", help="Run the SQL in this file, then exit."),
+    service: str = typer.Argument(
+        None, help="Which of the lab's services (default: the first one, e.g. postgres)."
+    ),
+    file: Path = typer.Option(None, "--file", "-f", help="Apply this file (SQL), then exit."),
     builtin: bool = typer.Option(
-        False, "--builtin", help="Use sdtutor's own SQL prompt, not psql."
+        False, "--builtin", help="Use sdtutor's own prompt, not psql or redis-cli."
     ),
 ) -> None:
-    """Open a SQL prompt on the lab's database (psql where installed), or run a file."""
+    """Open a prompt on one of the lab's services (psql, redis-cli, a RabbitMQ view)."""
     from sdtutor.errors import LabError
     from sdtutor.lab import runtime
+    from sdtutor.services import kind
 
     t = _topic(topic)
     lab_state = runtime.require_state(t)
-    url = lab_state.urls.get(service)
-    if url is None:
-        raise LabError(
-            f"The {t.slug} lab has no {service} service.",
-            f"It has: {', '.join(lab_state.urls) or 'none'}.",
-        )
-    from sdtutor.cli import sqlshell
-
+    names = list(lab_state.access)
+    chosen = service or (names[0] if names else "")
+    if chosen not in lab_state.access:
+        # A kind's name also picks its first instance (`lab shell replication postgres`).
+        by_kind = [n for n in names if lab_state.endpoints[n].service == chosen]
+        if not by_kind:
+            raise LabError(
+                f"The {t.slug} lab has no {chosen or 'service'} service.",
+                f"It has: {', '.join(names) or 'none'}.",
+            )
+        chosen = by_kind[0]
+    access = lab_state.access[chosen]
+    service_kind = kind(lab_state.endpoints[chosen].service)
     if file is not None:
         path = file if file.is_absolute() else Path.cwd() / file
         if not path.exists() and (Path(lab_state.workspace) / file).exists():
             path = Path(lab_state.workspace) / file
-        sqlshell.run_file(url, path)
+        service_kind.run_file(access, path)
         return
-    raise typer.Exit(sqlshell.interactive(url, prefer_psql=not builtin))
+    from sdtutor.services import Names, Target
+
+    endpoint = lab_state.endpoints[chosen]
+    target = Target(endpoint.url, Names.for_lab(t.slug), chosen, _lab(t), endpoint.handle)
+    raise typer.Exit(service_kind.shell(access, prefer_native=not builtin, target=target))
 
 
 @app.command("reset")
 def reset(
     topic: str = TOPIC_ARG,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    data: bool = typer.Option(
+        False, "--data", help="Restore only the data; keep your workspace files as they are."
+    ),
 ) -> None:
     """Back to the starting state: fresh data and starter files (yours are kept aside)."""
 
@@ -303,14 +327,18 @@ def reset(
         not yes
         and interactive()
         and not typer.confirm(
-            f"Reset the {t.slug} lab? The database is re-seeded; your changed files are "
-            "copied to .sdtutor-backup/ first.",
+            f"Reset the {t.slug} lab? The data goes back to its seeded state"
+            + (
+                "; your files stay as they are."
+                if data
+                else "; your changed files are copied to .sdtutor-backup/ first."
+            ),
             default=False,
         )
     ):
         raise typer.Exit(1)
     with _Progress() as progress:
-        lab_state, backup = runtime.reset(t, lab, progress)
+        lab_state, backup = runtime.reset(t, lab, progress, data_only=data)
     console.print(
         f"[green]The {t.slug} lab is back at its start.[/] Workspace: {lab_state.workspace}"
     )
@@ -322,6 +350,9 @@ def reset(
 def stop(
     topic: str = typer.Argument(None, help="The lab to stop."),
     all_labs: bool = typer.Option(False, "--all", help="Stop every lab and every sdtutor server."),
+    purge: bool = typer.Option(
+        False, "--purge", help="Also remove the seeded copy kept to make the next start quick."
+    ),
 ) -> None:
     """Stop a lab and remove what it created (your workspace stays)."""
     from sdtutor.cli.ui import console
@@ -330,7 +361,7 @@ def stop(
     from sdtutor.topics import resolve
 
     if all_labs:
-        stopped = runtime.stop_all(resolve)
+        stopped = runtime.stop_all(resolve, _lab)
         console.print("Stopped: " + ", ".join(stopped) if stopped else "Nothing was running.")
         return
     if topic is None:
@@ -338,10 +369,16 @@ def stop(
             "Name the lab to stop, or use --all.", "Example: sdtutor lab stop indexing"
         )
     t = _topic(topic)
-    if runtime.stop(t):
+    if runtime.stop(t, _lab(t), purge=purge):
+        kept = (
+            ""
+            if purge
+            else " Its seeded data is kept so the next start is quick "
+            f"(`sdtutor lab stop {t.slug} --purge` removes it too)."
+        )
         console.print(
             f"[green]Stopped the {t.slug} lab[/] and removed what it created. "
-            "Your workspace is still there."
+            f"Your workspace is still there.{kept}"
         )
     else:
         console.print(f"The {t.slug} lab is not running; nothing to stop.")

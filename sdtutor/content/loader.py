@@ -13,8 +13,10 @@ from sdtutor.content.models import (
     LETTERS,
     QUESTION_TYPES,
     CheckSpec,
+    InstanceSpec,
     LabSpec,
     Lesson,
+    Limits,
     Question,
     Quiz,
     Section,
@@ -348,6 +350,90 @@ def _wrong_cases(ctx: _Ctx, lab_dir: Path) -> tuple[WrongCase, ...]:
     return tuple(cases)
 
 
+KINDS = ("postgres", "redis", "rabbitmq")
+
+
+def _instances(ctx: _Ctx, data: LineDict) -> tuple[InstanceSpec, ...]:
+    """`services:` as a list of kinds, or a mapping of instance names to kinds."""
+    line = data.key_lines.get("services", data.line)
+    raw = data.get("services")
+    if isinstance(raw, list):
+        raw = {str(k): k for k in raw}
+    if not isinstance(raw, dict) or not raw:
+        raise ctx.fail(
+            "'services' lists the lab's servers: [postgres, redis], or a mapping such as "
+            "{primary: postgres, replica: {kind: postgres, replica_of: primary}}",
+            line,
+        )
+    instances = []
+    for name, value in raw.items():
+        spec = value if isinstance(value, dict) else {"kind": value}
+        kind = spec.get("kind")
+        if kind not in KINDS:
+            raise ctx.fail(
+                f"service '{name}' has kind {kind!r}; the kinds are {', '.join(KINDS)}", line
+            )
+        replica_of = spec.get("replica_of")
+        if replica_of is not None and (replica_of not in raw or _kind_of(raw[replica_of]) != kind):
+            raise ctx.fail(
+                f"service '{name}' is a replica of {replica_of!r}, which is not a {kind} "
+                "service of this lab",
+                line,
+            )
+        settings = spec.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise ctx.fail(f"the settings of service '{name}' must be a mapping", line)
+        instances.append(
+            InstanceSpec(
+                str(name),
+                str(kind),
+                str(replica_of) if replica_of else None,
+                {str(k): str(v) for k, v in settings.items()},
+            )
+        )
+    return tuple(instances)
+
+
+def _kind_of(value: object) -> object:
+    return value.get("kind") if isinstance(value, dict) else value
+
+
+def _limits(ctx: _Ctx, data: LineDict) -> Limits:
+    raw = data.get("limits") or {}
+    line = data.key_lines.get("limits", data.line)
+    if not isinstance(raw, dict):
+        raise ctx.fail(
+            "'limits' is a mapping (memory_mb, processes, output_bytes, cpu_seconds)", line
+        )
+    known = set(Limits.__dataclass_fields__)
+    for key, value in raw.items():
+        if key not in known:
+            raise ctx.fail(
+                f"unknown limit '{key}'; the limits are {', '.join(sorted(known))}", line
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ctx.fail(f"limit '{key}' must be a whole number above 0", line)
+    return Limits(**{str(k): int(v) for k, v in raw.items()})
+
+
+def _resources(
+    ctx: _Ctx, data: LineDict, instances: tuple[InstanceSpec, ...]
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    raw = data.get("resources") or {}
+    line = data.key_lines.get("resources", data.line)
+    names = {i.name for i in instances}
+    if not isinstance(raw, dict) or not set(raw) <= names:
+        raise ctx.fail("'resources' maps service names of this lab to the names they use", line)
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for instance, groups in raw.items():
+        if not isinstance(groups, dict) or not all(
+            isinstance(v, list) and all(isinstance(n, str) for n in v) for v in groups.values()
+        ):
+            raise ctx.fail(f"resources of '{instance}' map kinds of thing to lists of names", line)
+        out[str(instance)] = {str(k): tuple(v) for k, v in groups.items()}
+    return out
+
+
 def load_lab(lab_dir: Path) -> LabSpec:
     """Parse a lab folder's lab.yaml (and its wrong/ cases)."""
     path = lab_dir / "lab.yaml"
@@ -368,11 +454,19 @@ def load_lab(lab_dir: Path) -> LabSpec:
             "time_limit must be a number of seconds above 0",
             data.key_lines.get("time_limit", data.line),
         )
+    instances = _instances(ctx, data)
+    unknown = [k for k in setup if k not in {i.name for i in instances}]
+    if unknown:
+        raise ctx.fail(
+            f"setup names {', '.join(map(str, unknown))}, which is not one of the lab's "
+            f"services ({', '.join(i.name for i in instances)})",
+            data.key_lines.get("setup", data.line),
+        )
     return LabSpec(
         path=lab_dir,
         topic=ctx.require(data, "topic", str),
         title=ctx.require(data, "title", str),
-        services=_str_list(ctx, data, "services"),
+        instances=instances,
         setup={str(k): str(v) for k, v in setup.items()},
         workspace=_str_list(ctx, data, "workspace"),
         apply=_str_list(ctx, data, "apply", []),
@@ -380,6 +474,8 @@ def load_lab(lab_dir: Path) -> LabSpec:
         hints=_str_list(ctx, data, "hints"),
         wrong=_wrong_cases(ctx, lab_dir),
         time_limit=float(time_limit),
+        limits=_limits(ctx, data),
+        resources=_resources(ctx, data, instances),
     )
 
 

@@ -89,13 +89,35 @@ class WrongCase:
 
 
 @dataclass(frozen=True)
+class InstanceSpec:
+    """One server a lab needs: its name in the lab, its kind, and what it copies."""
+
+    name: str
+    kind: str
+    replica_of: str | None = None
+    """A streaming replica of this other instance (same kind), when set."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Server settings the lab needs (e.g. PostgreSQL's max_prepared_transactions)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on learner code run by the checks (see sdtutor.lab.runner)."""
+
+    memory_mb: int = 1024
+    processes: int = 64
+    output_bytes: int = 65536
+    cpu_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class LabSpec:
-    """A lab: its services, setup, workspace, checks and hints."""
+    """A lab: its service instances, setup, workspace, checks and hints."""
 
     path: Path
     topic: str
     title: str
-    services: tuple[str, ...]
+    instances: tuple[InstanceSpec, ...]
     setup: dict[str, str]
     workspace: tuple[str, ...]
     apply: tuple[str, ...]
@@ -103,6 +125,22 @@ class LabSpec:
     hints: tuple[str, ...]
     wrong: tuple[WrongCase, ...] = field(default=())
     time_limit: float = 20.0
+    limits: Limits = field(default_factory=Limits)
+    resources: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    """Per instance, names the lab's learner code makes (RabbitMQ: queues, exchanges), for
+    servers where sdtutor cannot list them and must know what to remove."""
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The kinds of server the lab needs, each once, in order."""
+        return tuple(dict.fromkeys(i.kind for i in self.instances))
+
+    def instance(self, name: str) -> InstanceSpec:
+        """The instance with this name; KeyError if the lab has none."""
+        for spec in self.instances:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
     @property
     def readme(self) -> Path:
@@ -129,8 +167,10 @@ __all__ = [
     "LETTERS",
     "QUESTION_TYPES",
     "CheckSpec",
+    "InstanceSpec",
     "LabSpec",
     "Lesson",
+    "Limits",
     "Question",
     "QuestionType",
     "Quiz",

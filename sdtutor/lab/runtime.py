@@ -14,16 +14,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sdtutor import locations
 from sdtutor.content.models import LabSpec
-from sdtutor.errors import LabError, ProviderError
-from sdtutor.lab import postgres, state
+from sdtutor.errors import LabError, ProviderError, SdtutorError
+from sdtutor.lab import state
 from sdtutor.lab.results import CheckResult
 from sdtutor.lab.state import LabState
 from sdtutor.progress.store import ProgressStore, now
 from sdtutor.providers import check_supports, provider_class, select
 from sdtutor.providers.base import Endpoint, Progress, no_progress
+from sdtutor.services.base import Access, ServiceKind, Target, kind
+from sdtutor.services.names import Names
 from sdtutor.topics import Topic
 
 BACKUP_DIR = ".sdtutor-backup"
@@ -79,33 +82,86 @@ def backup_workspace(lab: LabSpec, workspace: Path) -> Path | None:
     return folder
 
 
-def _setup_services(
-    lab: LabSpec, slug: str, endpoints: dict[str, Endpoint], progress: Progress, fresh: bool
-) -> dict[str, str]:
-    """Create (or find) the lab's own namespace on each server; returns the lab's URLs."""
-    urls: dict[str, str] = {}
-    for service, endpoint in endpoints.items():
-        if service != "postgres":
-            raise LabError(f"This version of sdtutor cannot set up {service} for a lab yet.")
-        dbname = postgres.database_name(slug)
-        url = postgres.with_database(endpoint.url, dbname)
-        if fresh or postgres.database_state(endpoint.url, dbname) != "seeded":
-            progress(f"Creating database {dbname}", None)
-            postgres.create_database(endpoint.url, dbname)
-            setup = lab.setup.get("postgres")
-            if setup:
-                postgres.run_setup(url, lab.path / setup, progress)
-            postgres.mark_seeded(endpoint.url, dbname)
-        urls[service] = url
-    return urls
+def _previous_password(access: Access | None, names: Names) -> str:
+    """The lab login's password from an earlier start, so the learner's URL stays valid."""
+    if access is None:
+        return ""
+    parts = urlsplit(access.url)
+    return unquote(parts.password or "") if unquote(parts.username or "") == names.role else ""
 
 
-def _teardown_services(lab_state: LabState) -> None:
-    """Drop the lab's namespaces; a server that is gone has nothing left to drop."""
-    for service, endpoint in lab_state.endpoints.items():
-        if service == "postgres":
-            with contextlib.suppress(ProviderError):
-                postgres.drop_database(endpoint.url, postgres.database_name(lab_state.topic))
+def _targets(
+    lab: LabSpec, slug: str, endpoints: dict[str, Endpoint], previous: dict[str, Access]
+) -> list[tuple[ServiceKind, Target]]:
+    """Each instance that holds data (not replicas), with its kind and where it lives."""
+    names = Names.for_lab(slug)
+    out = []
+    for instance in lab.instances:
+        endpoint = endpoints.get(instance.name)
+        if instance.replica_of or endpoint is None:
+            continue
+        handle = dict(endpoint.handle)
+        handle["password"] = _previous_password(previous.get(instance.name), names)
+        out.append((kind(instance.kind), Target(endpoint.url, names, instance.name, lab, handle)))
+    return out
+
+
+def _provision(
+    lab: LabSpec,
+    slug: str,
+    endpoints: dict[str, Endpoint],
+    progress: Progress,
+    fresh: bool,
+    previous: dict[str, Access] | None = None,
+) -> dict[str, Access]:
+    """Make (or find) the lab's namespace on each server; returns the lab's own access."""
+    access: dict[str, Access] = {}
+    for service_kind, target in _targets(lab, slug, endpoints, previous or {}):
+        access[target.instance] = service_kind.provision(target, fresh, progress)
+    for instance in lab.instances:
+        if instance.replica_of and instance.name in endpoints:
+            # A replica holds the primary's data: the same login, on the replica's server.
+            primary = access[instance.replica_of]
+            server = urlsplit(endpoints[instance.name].url).netloc.rsplit("@", 1)[-1]
+            parts = urlsplit(primary.url)
+            login = parts.netloc.rsplit("@", 1)[0]
+            url = urlunsplit(parts._replace(netloc=f"{login}@{server}"))
+            access[instance.name] = Access(url, primary.prefix, dict(primary.env), primary.note)
+    return access
+
+
+def _teardown(lab_state: LabState, lab: LabSpec, purge: bool = False) -> list[str]:
+    """Remove the lab's namespaces; returns what could not be removed (a server that is
+    gone has nothing left to remove)."""
+    problems = []
+    for service_kind, target in _targets(lab, lab_state.topic, lab_state.endpoints, {}):
+        if not service_kind.probe(target.admin_url):
+            continue
+        try:
+            service_kind.teardown(target, purge)
+        except ProviderError as exc:
+            problems.append(exc.message)
+    return problems
+
+
+def _reapply(lab: LabSpec, lab_state: LabState) -> list[str]:
+    """Apply the learner's edited apply-files to a namespace copied anew; returns notes."""
+    workspace = Path(lab_state.workspace)
+    notes = []
+    for name in lab.apply:
+        path, starter = workspace / name, lab.starter / name
+        if not path.is_file() or (starter.is_file() and path.read_bytes() == starter.read_bytes()):
+            continue
+        for instance in lab.instances:
+            service_kind = kind(instance.kind)
+            if path.suffix in service_kind.suffixes and instance.name in lab_state.access:
+                try:
+                    count = service_kind.apply_file(lab_state.access[instance.name], path)
+                    notes.append(f"Applied your {name} again ({count} statements).")
+                except SdtutorError as exc:
+                    notes.append(f"Your {name} did not apply again: {exc.message}")
+                break
+    return notes
 
 
 def start(
@@ -114,8 +170,9 @@ def start(
     provider_name: str | None = None,
     workspace: Path | None = None,
     progress: Progress = no_progress,
-) -> tuple[LabState, bool]:
-    """Start a lab (or bring a stopped one back); returns its state and whether it is new.
+) -> tuple[LabState, bool, list[str]]:
+    """Start a lab (or bring a stopped one back); returns its state, whether it is new,
+    and notes for the learner (their edited files applied again, say).
 
     Raises ProviderError / LabError with what to do; on any failure or Ctrl-C, what this
     call created is removed again.
@@ -130,9 +187,9 @@ def start(
             )
         if existing:
             provider = provider_class(existing.provider)()
-            check_supports(type(provider), list(lab.services))
+            check_supports(type(provider), lab.instances)
         else:
-            provider = select(provider_name, list(lab.services))
+            provider = select(provider_name, lab.instances)
         with ProgressStore() as store:
             remembered = store.workspace(slug)
         ws = (
@@ -147,19 +204,22 @@ def start(
         )
         created_ws = not ws.exists()
         endpoints: dict[str, Endpoint] = {}
-        urls: dict[str, str] = {}
+        notes: list[str] = []
         try:
             progress(f"Starting services with the {provider.name} provider", None)
-            endpoints = provider.start(slug, list(lab.services), progress)
-            urls = _setup_services(lab, slug, endpoints, progress, fresh=existing is None)
+            endpoints = provider.start(slug, lab.instances, progress)
+            previous = existing.access if existing else {}
+            access = _provision(lab, slug, endpoints, progress, existing is None, previous)
             ws.mkdir(parents=True, exist_ok=True)
             _copy_files(lab, ws, overwrite=False)
-            lab_state = LabState(slug, provider.name, str(ws), endpoints, urls, now())
+            lab_state = LabState(slug, provider.name, str(ws), endpoints, access, now())
+            if existing is None and not created_ws:
+                notes = _reapply(lab, lab_state)
             state.save(lab_state)
         except BaseException:
             with _no_interrupts():
                 if existing is None:
-                    _teardown_services(LabState(slug, provider.name, str(ws), endpoints))
+                    _teardown(LabState(slug, provider.name, str(ws), endpoints), lab)
                     with contextlib.suppress(ProviderError):
                         provider.stop(slug, endpoints)
                     state.remove(slug)
@@ -168,7 +228,7 @@ def start(
             raise
     with ProgressStore() as store:
         store.lab_started(slug, str(ws), provider.name)
-    return lab_state, existing is None
+    return lab_state, existing is None, notes
 
 
 def require_state(topic: Topic) -> LabState:
@@ -184,13 +244,10 @@ def require_state(topic: Topic) -> LabState:
 
 def status(lab_state: LabState) -> str:
     """'running' when every service answers, else 'stopped'."""
-    for service, url in lab_state.urls.items():
-        if service == "postgres":
-            try:
-                with postgres.connect(url):
-                    pass
-            except ProviderError:
-                return "stopped"
+    for name, access in lab_state.access.items():
+        endpoint = lab_state.endpoints.get(name)
+        if endpoint is None or not kind(endpoint.service).probe(access.url):
+            return "stopped"
     return "running"
 
 
@@ -212,7 +269,15 @@ def info(topic: Topic) -> dict[str, Any]:
         "status": status(lab_state),
         "provider": lab_state.provider,
         "workspace": lab_state.workspace,
-        "services": {name: {"url": url} for name, url in lab_state.urls.items()},
+        "services": {
+            name: {
+                "url": access.url,
+                "kind": lab_state.endpoints[name].service,
+                **({"prefix": access.prefix} if access.prefix else {}),
+            }
+            for name, access in lab_state.access.items()
+            if name in lab_state.endpoints
+        },
         "started_at": lab_state.started_at,
     }
 
@@ -274,46 +339,61 @@ def solution_files(topic: Topic, lab: LabSpec) -> list[tuple[str, str]]:
 
 
 def reset(
-    topic: Topic, lab: LabSpec, progress: Progress = no_progress
+    topic: Topic, lab: LabSpec, progress: Progress = no_progress, data_only: bool = False
 ) -> tuple[LabState, Path | None]:
-    """Back to the starting state: fresh database, starter files (old ones kept aside)."""
+    """Back to the starting state: the seeded data copied anew and, unless `data_only`,
+    the starter files (the learner's changed ones kept aside)."""
     slug = topic.slug
     with state.exclusive(slug, "reset"):
         lab_state = require_state(topic)
         provider = provider_class(lab_state.provider)()
-        endpoints = provider.start(slug, list(lab.services), progress)
+        endpoints = provider.start(slug, lab.instances, progress)
+        lab_state.access = _provision(
+            lab, slug, endpoints, progress, True, previous=lab_state.access
+        )
         lab_state.endpoints = endpoints
-        lab_state.urls = _setup_services(lab, slug, endpoints, progress, fresh=True)
         workspace = Path(lab_state.workspace)
         workspace.mkdir(parents=True, exist_ok=True)
-        backup = backup_workspace(lab, workspace)
-        _copy_files(lab, workspace, overwrite=True)
+        backup = None
+        if not data_only:
+            backup = backup_workspace(lab, workspace)
+            _copy_files(lab, workspace, overwrite=True)
         state.save(lab_state)
     with ProgressStore() as store:
         store.reset_hints(slug)
     return lab_state, backup
 
 
-def stop(topic: Topic) -> bool:
+def stop(topic: Topic, lab: LabSpec, purge: bool = False) -> bool:
     """Remove what the lab created (its database, its servers); False if not running.
 
-    The workspace stays: it is the learner's work.
+    The seeded template stays (the next start copies it) unless `purge`. The workspace
+    stays: it is the learner's work. Raises LabError naming what could not be removed.
     """
     slug = topic.slug
     with state.exclusive(slug, "stop"):
         lab_state = state.load(slug)
         if lab_state is None:
             return False
-        _teardown_services(lab_state)
+        problems = _teardown(lab_state, lab, purge)
         provider = provider_class(lab_state.provider)()
         provider.stop(slug, lab_state.endpoints)
         state.remove(slug)
-        return True
+    if problems:
+        raise LabError(
+            f"The {slug} lab is stopped, but some of it was left in place: " + "; ".join(problems),
+            "Nothing that another home made was touched.",
+        )
+    return True
 
 
-def stop_all(topics: Callable[[str], Topic]) -> list[str]:
-    """Stop every started lab, then anything the providers still run for sdtutor."""
-    stopped = [slug for slug in state.all_started() if stop(topics(slug))]
+def stop_all(topics: Callable[[str], Topic], labs: Callable[[Topic], LabSpec]) -> list[str]:
+    """Stop every started lab (templates too), then what the providers still run here."""
+    stopped = []
+    for slug in state.all_started():
+        topic = topics(slug)
+        if stop(topic, labs(topic), purge=True):
+            stopped.append(slug)
     from sdtutor.providers import NAMES
 
     for name in NAMES:

@@ -19,6 +19,7 @@ from typing import Any
 from sdtutor import locations
 from sdtutor.errors import LabError
 from sdtutor.providers.base import Endpoint
+from sdtutor.services.base import Access
 
 
 @dataclass
@@ -29,23 +30,32 @@ class LabState:
     provider: str
     workspace: str
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    urls: dict[str, str] = field(default_factory=dict)
+    """The servers, by instance name (admin URLs: never shown, never given to learners)."""
+    access: dict[str, Access] = field(default_factory=dict)
+    """The lab's own logins and prefixes, by instance name: the learner's to use."""
     started_at: str = ""
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The lab's URLs by instance name (what `lab info` shows)."""
+        return {name: a.url for name, a in self.access.items()}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["endpoints"] = {k: asdict(v) for k, v in self.endpoints.items()}
+        data["access"] = {k: v.to_json() for k, v in self.access.items()}
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabState:
         endpoints = {k: Endpoint(**v) for k, v in data.get("endpoints", {}).items()}
+        access = {k: Access.from_json(v) for k, v in data.get("access", {}).items()}
         return cls(
             topic=data["topic"],
             provider=data["provider"],
             workspace=data["workspace"],
             endpoints=endpoints,
-            urls=dict(data.get("urls", {})),
+            access=access,
             started_at=data.get("started_at", ""),
         )
 

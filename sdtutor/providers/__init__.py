@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sdtutor.errors import ProviderError, UsageError
 from sdtutor.providers.base import SERVICES, Availability, Endpoint, Provider
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import InstanceSpec
 
 _REGISTRY: dict[str, tuple[str, str]] = {
     "docker": ("sdtutor.providers.docker", "DockerProvider"),
@@ -32,7 +37,7 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def select(requested: str | None, services: list[str]) -> Provider:
+def select(requested: str | None, instances: Sequence[InstanceSpec]) -> Provider:
     """Choose a provider: --provider, else SDTUTOR_PROVIDER, else docker, else local.
 
     Raises ProviderError naming the three ways to get going when none can serve.
@@ -40,22 +45,23 @@ def select(requested: str | None, services: list[str]) -> Provider:
     name = requested or os.environ.get("SDTUTOR_PROVIDER") or None
     if name:
         cls = provider_class(name)
-        check_supports(cls, services)
+        check_supports(cls, instances)
         available = cls.availability()
         if not available.ok:
             raise ProviderError(
                 f"The {name} provider cannot run here: {available.detail}", available.fix
             )
         return cls()
+    kinds = list(dict.fromkeys(i.kind for i in instances))
     for candidate in ("docker", "local"):
         cls = provider_class(candidate)
-        if not set(services) <= cls.services:
+        if unsupported(cls, instances):
             continue
         available = cls.availability()
-        if available.ok and set(services) <= set(available.services):
+        if available.ok and set(kinds) <= set(available.services):
             return cls()
     raise ProviderError(
-        f"No provider can start {', '.join(services)} on this machine.",
+        f"No provider can start {', '.join(kinds)} on this machine.",
         "Three ways to get going: start Docker (then sdtutor uses it), install the servers "
         "(PostgreSQL, Redis, RabbitMQ) so the local provider finds them, or point sdtutor at "
         "servers you have with SDTUTOR_PROVIDER=external and SDTUTOR_POSTGRES_URL / "
@@ -63,13 +69,29 @@ def select(requested: str | None, services: list[str]) -> Provider:
     )
 
 
-def check_supports(cls: type[Provider], services: list[str]) -> None:
-    """Refuse, before anything starts, a lab that needs what the provider cannot do."""
-    missing = [s for s in services if s not in cls.services]
+def unsupported(cls: type[Provider], instances: Sequence[InstanceSpec]) -> str:
+    """What a provider cannot give of a lab's instances ('' when it can give them all)."""
+    missing = sorted({i.kind for i in instances if i.kind not in cls.services})
     if missing:
+        return f"cannot supply {', '.join(missing)}"
+    replicas = [i.name for i in instances if i.replica_of]
+    if replicas and not cls.replicas:
+        return f"cannot give a streaming replica ({', '.join(replicas)})"
+    kinds = [i.kind for i in instances]
+    doubled = sorted({k for k in kinds if kinds.count(k) > 1})
+    if doubled and not cls.separate_servers:
+        return f"has one server per kind, and this lab needs two of {', '.join(doubled)}"
+    return ""
+
+
+def check_supports(cls: type[Provider], instances: Sequence[InstanceSpec]) -> None:
+    """Refuse, before anything starts, a lab that needs what the provider cannot do."""
+    reason = unsupported(cls, instances)
+    if reason:
         raise ProviderError(
-            f"The {cls.name} provider cannot supply {', '.join(missing)}.",
-            "Choose another with --provider (see `sdtutor doctor`).",
+            f"The {cls.name} provider {reason}.",
+            "Choose another with --provider (see `sdtutor doctor`, which says what each "
+            "provider can give).",
         )
 
 
@@ -82,4 +104,5 @@ __all__ = [
     "check_supports",
     "provider_class",
     "select",
+    "unsupported",
 ]

@@ -1,17 +1,20 @@
-"""The provider interface: how a lab gets its services.
+"""The provider interface: how a lab gets its servers.
 
-A provider hands out *servers*; the lab runtime then creates the lab's own namespace on
-each one (database `sdtutor_<slug>`, key prefix `sdtutor:<slug>:`, names under
-`sdtutor.<slug>.`) and removes exactly that on `lab stop`. Providers differ only in where
-the server comes from: a container, a private local instance, or a URL the learner gave.
+A provider hands out one *server* per instance a lab names (`primary`, `replica`,
+`cache`...); the lab runtime then makes the lab's own namespace on each through its
+service kind (sdtutor.services) and removes exactly that on `lab stop`. Providers differ
+only in where a server comes from: a container, a private local instance, or a URL.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import InstanceSpec
 
 SERVICES: tuple[str, ...] = ("postgres", "redis", "rabbitmq")
 
@@ -35,9 +38,10 @@ class Availability:
 
 @dataclass
 class Endpoint:
-    """A server a provider made available: an admin URL and provider-specific handle."""
+    """A server a provider made available: its kind, an admin URL, provider specifics."""
 
     service: str
+    """The server's kind (postgres, redis, rabbitmq)."""
     url: str
     handle: dict[str, Any] = field(default_factory=dict)
 
@@ -51,9 +55,11 @@ class Provider(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     services: ClassVar[frozenset[str]]
-    """Services this provider can supply."""
-    postgres_instances: ClassVar[int] = 1
-    """How many separate PostgreSQL servers one lab may have (replication needs 2)."""
+    """Kinds of server this provider can supply."""
+    replicas: ClassVar[bool] = False
+    """Whether it can give a streaming replica of another instance."""
+    separate_servers: ClassVar[bool] = True
+    """Whether two instances of one kind get two servers (external: one URL per kind)."""
     restarts_servers: ClassVar[bool] = False
     """Whether it may restart a server with new settings (two-phase commit needs it)."""
 
@@ -64,9 +70,11 @@ class Provider(ABC):
 
     @abstractmethod
     def start(
-        self, lab: str, services: list[str], progress: Progress = no_progress
+        self, lab: str, instances: Sequence[InstanceSpec], progress: Progress = no_progress
     ) -> dict[str, Endpoint]:
-        """Make each service available for `lab`, waiting until it answers.
+        """Make a server available for each instance of `lab`, waiting until it answers.
+
+        Returns the endpoints by instance name.
 
         Raises ProviderError when a service cannot be started or reached. Partial work
         is undone before raising (and on KeyboardInterrupt).
@@ -74,7 +82,7 @@ class Provider(ABC):
 
     @abstractmethod
     def stop(self, lab: str, endpoints: dict[str, Endpoint]) -> None:
-        """Release what `start` created for `lab`, and nothing else.
+        """Release what `start` created for `lab` (endpoints by instance), nothing else.
 
         Raises ProviderError when something could not be removed.
         """

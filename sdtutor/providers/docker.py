@@ -1,9 +1,11 @@
 """The docker provider: pinned official images in labelled containers on 127.0.0.1.
 
-Each service runs in one container named `sdtutor-<lab>-<service>`, published on the
-loopback interface only, on a host port the engine picks, with a random password. Every
-container carries the labels `sdtutor=1`, `sdtutor.lab` and `sdtutor.service`, so `stop`
-removes exactly what sdtutor made and nothing else.
+Each instance of a lab runs in one container named `sdtutor-<home>-<lab>-<instance>`,
+published on the loopback interface only, on a host port the engine picks, with a random
+password. Every container carries the labels `sdtutor=1`, `sdtutor.home` (the learner's
+home id), `sdtutor.lab` (home and lab) and `sdtutor.service` (its kind), so `stop` removes
+exactly what this home made, and `stop --all` never touches another learner's containers
+on a shared engine.
 
 The docker SDK (and psycopg, redis-py, pika) are imported inside the functions that need
 them: importing docker alone takes a noticeable part of a second, and the CLI must start
@@ -19,11 +21,15 @@ import re
 import secrets
 import socket
 import time
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 from sdtutor.errors import ProviderError
 from sdtutor.providers.base import SERVICES, Availability, Endpoint, Progress, Provider, no_progress
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import InstanceSpec
 
 IMAGES: dict[str, str] = {
     "postgres": "postgres:15.10-alpine",
@@ -57,21 +63,21 @@ RETRY_HINT = "Check that Docker works (`docker info`) and has free disk space, t
 _LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
-def labels_for(lab: str, service: str) -> dict[str, str]:
+def labels_for(lab: str, service: str, home: str = "") -> dict[str, str]:
     """The labels every sdtutor container carries; `stop` selects containers by them."""
-    return {"sdtutor": "1", "sdtutor.lab": lab, "sdtutor.service": service}
+    labels = {"sdtutor": "1", "sdtutor.lab": lab, "sdtutor.service": service}
+    if home:
+        labels["sdtutor.home"] = home
+    return labels
 
 
 def container_name(lab: str, service: str) -> str:
-    """The container name for one service of one lab.
+    """The container name for one instance (or service) of one lab.
 
-    Raises ProviderError for an unknown service or a lab name Docker cannot use.
+    Raises ProviderError for a name Docker cannot use.
     """
-    if service not in IMAGES:
-        raise ProviderError(
-            f"The docker provider cannot supply '{service}'.",
-            f"It supplies: {', '.join(IMAGES)}.",
-        )
+    if not _LAB_NAME.match(service):
+        raise ProviderError(f"'{service}' cannot be used in a Docker container name.")
     if not _LAB_NAME.match(lab):
         raise ProviderError(
             f"'{lab}' cannot be used in a Docker container name.",
@@ -85,12 +91,19 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-def container_spec(lab: str, service: str, password: str) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.run` (or `create`) for one service.
+def container_spec(
+    lab: str, service: str, password: str, instance: str | None = None, home: str = ""
+) -> dict[str, Any]:
+    """Keyword arguments for `client.containers.run` (or `create`) for one instance.
 
-    Raises ProviderError for an unknown service or an unusable lab name.
+    Raises ProviderError for an unknown kind or an unusable lab name.
     """
-    name = container_name(lab, service)
+    if service not in IMAGES:
+        raise ProviderError(
+            f"The docker provider cannot supply '{service}'.",
+            f"It supplies: {', '.join(IMAGES)}.",
+        )
+    name = container_name(lab, instance or service)
     environment: dict[str, str] = {}
     command: list[str] | None = None
     if service == "postgres":
@@ -103,7 +116,7 @@ def container_spec(lab: str, service: str, password: str) -> dict[str, Any]:
     return {
         "image": IMAGES[service],
         "name": name,
-        "labels": labels_for(lab, service),
+        "labels": labels_for(lab, service, home),
         # Loopback only, and None lets the engine pick a free host port.
         "ports": {port: (LOOPBACK, None) for port in SERVICE_PORTS[service]},
         "environment": environment,
@@ -125,6 +138,14 @@ def endpoint_url(service: str, password: str, host_port: int) -> str:
     if service == "rabbitmq":
         return f"amqp://{RABBITMQ_USER}:{secret}@{LOOPBACK}:{host_port}/%2F"
     raise ProviderError(f"The docker provider has no URL form for '{service}'.")
+
+
+def lab_home(lab: str) -> tuple[str, str]:
+    """(home id, the lab's scope `<home>-<lab>`): containers of two homes never collide."""
+    from sdtutor.services.names import home_id
+
+    home = home_id()
+    return home, f"{home}-{lab}"
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -356,7 +377,6 @@ class DockerProvider(Provider):
         "Pinned official images in Docker containers, on 127.0.0.1 only, with random passwords."
     )
     services: ClassVar[frozenset[str]] = frozenset({"postgres", "redis", "rabbitmq"})
-    postgres_instances: ClassVar[int] = 2
     restarts_servers: ClassVar[bool] = True
 
     def __init__(self) -> None:
@@ -396,25 +416,27 @@ class DockerProvider(Provider):
         )
 
     def start(
-        self, lab: str, services: list[str], progress: Progress = no_progress
+        self, lab: str, instances: Sequence[InstanceSpec], progress: Progress = no_progress
     ) -> dict[str, Endpoint]:
-        """Start (or reuse) one container per service and wait until each answers.
+        """Start (or reuse) one container per instance and wait until each answers.
 
         Raises ProviderError when Docker fails or a service does not answer in time;
         containers this call created are removed first (also on KeyboardInterrupt).
         """
-        wanted = list(dict.fromkeys(services))
-        for service in wanted:
-            container_name(lab, service)  # refuse unknown services before touching Docker
+        home, lab = lab_home(lab)
+        wanted = {i.name: i.kind for i in instances}
+        for instance, service in wanted.items():
+            # Refuse unknown kinds and unusable names before touching Docker.
+            container_spec(lab, service, "", instance)
         client = self._connect()
         created: list[str] = []
         step, hint = "connecting to Docker", RETRY_HINT
         try:
-            running: dict[str, tuple[Any, str]] = {}
-            for service in wanted:
-                name = container_name(lab, service)
+            running: dict[str, tuple[Any, str, str]] = {}
+            for instance, service in wanted.items():
+                name = container_name(lab, instance)
                 step, hint = f"looking for the container {name}", RETRY_HINT
-                container, password = self._reuse(client, lab, service)
+                container, password = self._reuse(client, lab, service, instance, home)
                 if container is None:
                     image = IMAGES[service]
                     step = f"pulling {image}"
@@ -426,15 +448,19 @@ class DockerProvider(Provider):
                     step, hint = f"creating the container {name}", RETRY_HINT
                     password = new_password()
                     created.append(name)
-                    container = client.containers.create(**container_spec(lab, service, password))
+                    container = client.containers.create(
+                        **container_spec(lab, service, password, instance, home)
+                    )
                     step = f"starting the container {name}"
                     progress(f"Starting {service}", None)
                     container.start()
-                running[service] = (container, password)
+                running[instance] = (container, password, service)
             endpoints: dict[str, Endpoint] = {}
-            for service, (container, password) in running.items():
+            for instance, (container, password, service) in running.items():
                 step = f"waiting for {service} to answer"
-                endpoints[service] = self._wait_ready(lab, service, container, password, progress)
+                endpoints[instance] = self._wait_ready(
+                    lab, service, container, password, progress, instance
+                )
             return endpoints
         except ProviderError:
             self._discard(client, lab, created)
@@ -451,14 +477,17 @@ class DockerProvider(Provider):
 
         Raises ProviderError when Docker cannot be reached or a container cannot be removed.
         """
+        _, lab = lab_home(lab)
         self._remove_labelled(["sdtutor=1", f"sdtutor.lab={lab}"], f"lab {lab}")
 
     def stop_all(self) -> list[str]:
-        """Remove every container labelled `sdtutor=1`; returns their names.
+        """Remove every container this home made; returns their names.
 
         Raises ProviderError when Docker cannot be reached or a container cannot be removed.
         """
-        return self._remove_labelled(["sdtutor=1"], "sdtutor")
+        from sdtutor.services.names import home_id
+
+        return self._remove_labelled(["sdtutor=1", f"sdtutor.home={home_id()}"], "sdtutor")
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -473,17 +502,19 @@ class DockerProvider(Provider):
                 raise ProviderError(f"Cannot reach Docker: {short_reason(exc)}.", FIX) from exc
         return self._client
 
-    def _reuse(self, client: Any, lab: str, service: str) -> tuple[Any, str]:
-        """An existing, matching container for the service (started if stopped), or None."""
+    def _reuse(
+        self, client: Any, lab: str, service: str, instance: str, home: str
+    ) -> tuple[Any, str]:
+        """An existing, matching container for the instance (started if stopped), or None."""
         import docker.errors
 
-        name = container_name(lab, service)
+        name = container_name(lab, instance)
         try:
             container = client.containers.get(name)
         except docker.errors.NotFound:
             return None, ""
         labels = container.labels or {}
-        if any(labels.get(key) != value for key, value in labels_for(lab, service).items()):
+        if any(labels.get(key) != value for key, value in labels_for(lab, service, home).items()):
             raise ProviderError(
                 f"A container named {name} exists, but sdtutor did not create it.",
                 f"Rename or remove it yourself (docker rm -f {name}), then try again.",
@@ -530,10 +561,16 @@ class DockerProvider(Provider):
         progress(f"Pulled {image}", 1.0)
 
     def _wait_ready(
-        self, lab: str, service: str, container: Any, password: str, progress: Progress
+        self,
+        lab: str,
+        service: str,
+        container: Any,
+        password: str,
+        progress: Progress,
+        instance: str | None = None,
     ) -> Endpoint:
         """Poll until the service answers; raises ProviderError (with its log) on timeout."""
-        name = container_name(lab, service)
+        name = container_name(lab, instance or service)
         timeout = READY_TIMEOUT[service]
         deadline = time.monotonic() + timeout
         # The postgres image runs a temporary server for initdb, stops it, then starts the
@@ -640,6 +677,7 @@ __all__ = [
     "endpoint_url",
     "engine_address",
     "host_port",
+    "lab_home",
     "labels_for",
     "new_password",
     "probe",

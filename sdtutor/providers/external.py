@@ -7,9 +7,14 @@ namespace on these servers and removes only that.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sdtutor.errors import ProviderError
 from sdtutor.providers.base import Availability, Endpoint, Progress, Provider, no_progress
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import InstanceSpec
 
 URL_VARIABLES = {
     "postgres": "SDTUTOR_POSTGRES_URL",
@@ -36,7 +41,7 @@ class ExternalProvider(Provider):
     name = "external"
     description = "servers you already run, given by URL"
     services = frozenset(URL_VARIABLES)
-    postgres_instances = 1
+    separate_servers = False
 
     @classmethod
     def availability(cls) -> Availability:
@@ -52,18 +57,18 @@ class ExternalProvider(Provider):
         return Availability(True, detail, services=given)
 
     def start(
-        self, lab: str, services: list[str], progress: Progress = no_progress
+        self, lab: str, instances: Sequence[InstanceSpec], progress: Progress = no_progress
     ) -> dict[str, Endpoint]:
         endpoints = {}
-        for service in services:
-            var = URL_VARIABLES[service]
+        for instance in instances:
+            var = URL_VARIABLES[instance.kind]
             url = os.environ.get(var)
             if not url:
                 raise ProviderError(
-                    f"The external provider needs {var} for this lab's {service}.",
-                    f"Set {var} to the URL of a {service} server you can use.",
+                    f"The external provider needs {var} for this lab's {instance.kind}.",
+                    f"Set {var} to the URL of a {instance.kind} server you can use.",
                 )
-            endpoints[service] = Endpoint(service, url)
+            endpoints[instance.name] = Endpoint(instance.kind, url)
         return endpoints
 
     def stop(self, lab: str, endpoints: dict[str, Endpoint]) -> None:

@@ -22,15 +22,18 @@ import secrets
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sdtutor import locations
 from sdtutor.errors import ProviderError
 from sdtutor.providers.base import Availability, Endpoint, Progress, Provider, no_progress
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import InstanceSpec
 
 SUPERUSER = "sdtutor"
 # Lab data is disposable, so trade durability for speed; the rest keeps it private.
@@ -309,7 +312,6 @@ class LocalProvider(Provider):
     name = "local"
     description = "private servers started from binaries installed on this machine"
     services = frozenset({"postgres"})
-    postgres_instances = 1
 
     @classmethod
     def availability(cls) -> Availability:
@@ -342,16 +344,16 @@ class LocalProvider(Provider):
         return LocalPostgres(binaries)
 
     def start(
-        self, lab: str, services: list[str], progress: Progress = no_progress
+        self, lab: str, instances: Sequence[InstanceSpec], progress: Progress = no_progress
     ) -> dict[str, Endpoint]:
         endpoints: dict[str, Endpoint] = {}
-        for service in services:
-            if service != "postgres":
+        for instance in instances:
+            if instance.kind != "postgres":
                 raise ProviderError(
-                    f"The local provider cannot start {service} yet.",
+                    f"The local provider cannot start {instance.kind} yet.",
                     "Use --provider docker or --provider external for this lab.",
                 )
-            endpoints[service] = self._start_postgres(lab, progress)
+            endpoints[instance.name] = self._start_postgres(lab, progress)
         return endpoints
 
     def _start_postgres(self, lab: str, progress: Progress) -> Endpoint:
@@ -383,7 +385,7 @@ class LocalProvider(Provider):
             )
 
     def stop(self, lab: str, endpoints: dict[str, Endpoint]) -> None:
-        if "postgres" not in endpoints:
+        if not any(e.service == "postgres" for e in endpoints.values()):
             return
         pg = self._postgres()
         with pg.locked():
