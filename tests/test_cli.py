@@ -195,6 +195,14 @@ def test_doctor_reports_every_provider(home: Path) -> None:
         assert row["ok"] or row["fix"], f"{row['provider']} fails without saying how to fix it"
     text = sdtutor("doctor", env=_env(home))
     assert "local" in text.stdout and "external" in text.stdout
+    # Which provider each lab would get here: no Docker engine, so the local servers.
+    labs = {lab["topic"]: lab for lab in report["labs"]}
+    assert labs["indexing"]["provider"] == "local" and labs["indexing"]["services"] == ["postgres"]
+    assert "lab indexing: local" in text.stdout
+    # Asked for a provider that cannot serve the lab, doctor says why.
+    external = sdtutor("doctor", "--json", env={**_env(home), "SDTUTOR_PROVIDER": "external"})
+    indexing = next(x for x in json.loads(external.stdout)["labs"] if x["topic"] == "indexing")
+    assert indexing["provider"] is None and "does not work here" in indexing["reason"]
 
 
 def _commands() -> list[list[str]]:
