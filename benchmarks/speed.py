@@ -4,10 +4,12 @@
 
 1. CLI start-up: `sdtutor list` against `python -c "import typer, rich"`
    (budget: within 1.3x).
-2. Provisioning: `sdtutor lab start indexing` (external provider: create the lab's
-   database and seed it) against creating a database and running the same setup.sql
-   with psql (budget: within 1.2x). Also shown: the same with the local provider while
-   its private server is already running.
+2. Provisioning: a first `sdtutor lab start indexing` (external provider: make the lab's
+   role and template, seed it, copy it) against creating a database and running the
+   same setup.sql with psql (budget: within 1.2x). Also shown: the same with the local
+   provider while its private server is already running.
+3. Seed once, copy after: `lab start` after `lab stop`, and `lab reset`, copy the seeded
+   template instead of seeding (budget: within 0.5x of the psql seed).
 
 Medians of interleaved runs, so a busy moment on the machine hits both sides alike.
 Prints numbers; it asserts nothing (timings on a shared laptop are not tests).
@@ -115,33 +117,58 @@ def main() -> None:
             raw_db = server.rsplit("/", 1)[0] + "/sdtutor_bench_raw"
             run([psql, raw_db, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(SETUP)])
 
-        def stop(environment: dict[str, str]) -> Callable[[], None]:
-            return lambda: run([*sdtutor, "lab", "stop", "indexing"], environment)
+        def stop(environment: dict[str, str], *flags: str) -> Callable[[], None]:
+            return lambda: run([*sdtutor, "lab", "stop", "indexing", *flags], environment)
+
+        def start(environment: dict[str, str]) -> Callable[[], None]:
+            return lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], environment)
 
         runs = max(3, opts.runs // 2)
+        compare("lab start indexing (external, first)", raw_seed, start(ext), runs, 1.2,
+                after=stop(ext, "--purge"))  # fmt: skip
+        start(ext)()
+        stop(ext)()
+        compare("lab start after lab stop (external)", raw_seed, start(ext), runs, 0.5,
+                after=stop(ext))  # fmt: skip
+        start(ext)()
         compare(
-            "lab start indexing (external)",
+            "lab reset indexing (external)",
             raw_seed,
-            lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], ext),
+            lambda: run([*sdtutor, "lab", "reset", "indexing", "--yes"], ext),
             runs,
-            1.2,
-            after=stop(ext),
+            0.5,
         )
+        stop(ext, "--purge")()
         local = {**env, "SDTUTOR_PROVIDER": "local"}
         # A second lab keeps the private server up between runs (a warm start), and its
         # URL lets the baseline seed on the very same server.
+        from sdtutor.content.models import InstanceSpec
         from sdtutor.providers.local import LocalProvider
 
         os.environ["SDTUTOR_HOME"] = home
-        local_url = LocalProvider().start("bench-keepalive", ["postgres"])["postgres"].url
+        keepalive = (InstanceSpec("postgres", "postgres"),)
+        local_url = LocalProvider().start("bench-keepalive", keepalive)["postgres"].url
         compare(
-            "lab start indexing (local, server warm)",
+            "lab start indexing (local, server warm, first)",
             lambda: raw_seed(local_url),
-            lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], local),
+            start(local),
             runs,
             1.2,
-            after=stop(local),
+            after=stop(local, "--purge"),
         )
+        start(local)()
+        stop(local)()
+        compare("lab start after lab stop (local, server warm)", lambda: raw_seed(local_url),
+                start(local), runs, 0.5, after=stop(local))  # fmt: skip
+        start(local)()
+        compare(
+            "lab reset indexing (local)",
+            lambda: raw_seed(local_url),
+            lambda: run([*sdtutor, "lab", "reset", "indexing", "--yes"], local),
+            runs,
+            0.5,
+        )
+        stop(local, "--purge")()
         run([psql, local_url, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
         run([psql, opts.postgres, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
     finally:

@@ -73,7 +73,6 @@ class _Progress:
 
 def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None:
     """Start a lab and say what to do next."""
-    from rich.markdown import Markdown
     from rich.panel import Panel
 
     from sdtutor.cli.ui import console
@@ -86,6 +85,8 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
         lab_state, fresh, notes = runtime.start(topic, lab, provider, workspace, progress)
     readme = Path(lab_state.workspace) / "README.md"
     if fresh:
+        from rich.markdown import Markdown  # ~120 ms: only when the task is shown
+
         console.print(Markdown(readme.read_text(encoding="utf-8")))
     console.print(
         Panel(
