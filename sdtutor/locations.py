@@ -58,8 +58,14 @@ def home_digest() -> str:
 
 
 def course_dir() -> Path:
-    """The built-in course: the checkout's lessons/, quizzes/ and labs/."""
-    return PACKAGE_DIR.parent
+    """The built-in course: the checkout's lessons/, quizzes/ and labs/, else the wheel's copy."""
+    checkout = PACKAGE_DIR.parent
+    # Running from a checkout (an editable install, or `python -m sdtutor` in the repo):
+    # the course is beside the package, and edits to it show at once.
+    if (checkout / "pyproject.toml").is_file() and (checkout / "lessons").is_dir():
+        return checkout
+    # An installed wheel: the build hook (sdtutor/_build.py) put the course here.
+    return PACKAGE_DIR / "_course"
 
 
 def extra_course_dir() -> Path | None:
