@@ -172,13 +172,7 @@ def main() -> None:
         run([psql, local_url, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
         run([psql, opts.postgres, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
     finally:
-        run([*sdtutor, "lab", "stop", "--all"], env)
-        from sdtutor.providers.local import data_root
-
-        os.environ["SDTUTOR_HOME"] = home
-        root = data_root()
-        if root.is_relative_to("/var/tmp"):
-            shutil.rmtree(root, ignore_errors=True)
+        run([*sdtutor, "lab", "stop", "--all"], env)  # destroys the private servers too
         shutil.rmtree(home, ignore_errors=True)
 
 

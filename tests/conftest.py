@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,26 +75,14 @@ def system_postgres() -> str:
 
 @pytest.fixture(scope="session")
 def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One SDTUTOR_HOME shared by the local-provider tests, so initdb runs once."""
+    """One SDTUTOR_HOME shared by the local-provider tests, so each server starts once."""
     path = tmp_path_factory.mktemp("local-home")
-    previous = os.environ.get("SDTUTOR_HOME")
-    os.environ["SDTUTOR_HOME"] = str(path)
-    try:
-        from sdtutor.providers.local import data_root
-
-        root = data_root()
-    finally:
-        if previous is None:
-            os.environ.pop("SDTUTOR_HOME", None)
-        else:
-            os.environ["SDTUTOR_HOME"] = previous
     yield path
+    # Destroys this home's private servers: processes, data (also under /var/lib/sdtutor).
     env = {**os.environ, "SDTUTOR_HOME": str(path)}
     subprocess.run(
         [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"], env=env, capture_output=True
     )
-    if root != path / "services":
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def sdtutor(

@@ -233,17 +233,16 @@ def test_ctrl_c_during_start_leaves_nothing_behind(
 
 def _local_server_url(home: Path, proc: subprocess.Popen[str]) -> str:
     """The admin URL of the private server a `lab start` in `home` is bringing up."""
-    from sdtutor.providers.local import LocalPostgres, find_pg_binaries
-    from sdtutor.services.postgres import with_database
+    from sdtutor.services.local import LocalPostgres
 
     deadline = time.monotonic() + 60
     os.environ["SDTUTOR_HOME"] = str(home)
     try:
-        pg = LocalPostgres(find_pg_binaries())  # type: ignore[arg-type]
+        pg = LocalPostgres()
         while "indexing" not in pg.state().get("labs", []):
             assert proc.poll() is None and time.monotonic() < deadline, "no local server"
             time.sleep(0.05)
-        return with_database(pg.url(pg.state()), "postgres")
+        return pg.admin_url()
     finally:
         os.environ.pop("SDTUTOR_HOME", None)
 
