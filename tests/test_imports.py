@@ -37,3 +37,19 @@ def test_list_loads_no_heavy_library() -> None:
     )
     for heavy in ("textual", "psycopg", "sqlglot", "docker", "fsrs", "redis", "pika"):
         assert heavy not in loaded, f"`sdtutor list` imported {heavy}"
+
+
+def test_list_does_not_import_jsonschema() -> None:
+    # Only `content check` validates course files; the linter imports jsonschema when it runs.
+    loaded = _modules_after(
+        "import os, sys, tempfile\n"
+        "os.environ['SDTUTOR_HOME'] = tempfile.mkdtemp()\n"
+        "sys.argv = ['sdtutor', 'list']\n"
+        "from sdtutor.cli.main import app\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    app(standalone_mode=False)\n"
+        "import sdtutor.content.lint, sdtutor.schemas"
+    )
+    assert "sdtutor.content.lint" in loaded
+    assert "jsonschema" not in loaded, "`sdtutor list` (or importing the linter) loaded jsonschema"

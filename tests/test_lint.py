@@ -400,3 +400,151 @@ def test_quiz_whose_right_answers_are_the_longest(course: Path) -> None:
     messages = [p.message for p in lint_quiz(path, INDEXING, None)]
     assert any("the right answer is the longest choice in" in m for m in messages)
     assert any("right choices are" in m and "as long as the wrong ones" in m for m in messages)
+
+
+# ---------------------------------------------------------------- schemas, wired in
+
+
+def test_lesson_front_matter_is_checked_against_its_schema(course: Path) -> None:
+    path = lesson_file(course)
+    text = edit(path, "minutes: 12\n", "minutes: 12\nauthor: someone\n")
+    text = edit(path, "  - Read an EXPLAIN plan\n", "")
+    _, problems = lint_lesson(path, INDEXING)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "author:"),
+            "author: unknown field 'author' (fields here: format_version, number, slug, title, "
+            "summary, minutes, objectives)",
+        ),
+        Problem(
+            str(path), line_of(text, "objectives:"), "objectives: needs at least 3 item(s), has 2"
+        ),
+    ]
+
+
+def test_quiz_is_checked_against_its_schema(course: Path) -> None:
+    path = quiz_file(course)
+    text = edit(path, "- id: composite-uses", "- id: Composite_Uses")
+    text = edit(path, "    idea: fan-out\n", "    idea: fan-out\n    ideas: [pages]\n")
+    problems = lint_quiz(path, INDEXING, None)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "- id: Composite_Uses"),
+            'questions[1] (Composite_Uses).id: "Composite_Uses" does not fit: '
+            "lowercase-with-dashes: letters, digits and single dashes.",
+        ),
+        Problem(
+            str(path),
+            line_of(text, "ideas: [pages]"),
+            "questions[2] (btree-rows).ideas: unknown field 'ideas' (did you mean 'idea'?)",
+        ),
+    ]
+
+
+def test_lab_yaml_and_case_yaml_are_checked_against_their_schemas(lab: Path) -> None:
+    text = edit(lab / "lab.yaml", "hints:", "time-limit: 20\nhints:")
+    case = lab / "wrong" / "no-index" / "case.yaml"
+    case.write_text("summary: No index.\nfails: [has-index]\nsay: [index]\n", encoding="utf-8")
+    spec, problems = lint_lab(lab, INDEXING)
+    assert spec is not None  # the loader takes both files; only the schemas refuse them
+    assert problems == [
+        Problem(
+            str(lab / "lab.yaml"),
+            line_of(text, "time-limit:"),
+            "time-limit: unknown field 'time-limit' (did you mean 'time_limit'?)",
+        ),
+        Problem(str(case), 3, "say: unknown field 'say' (did you mean 'says'?)"),
+    ]
+    # A lab with problems is not handed on to be proved.
+    assert lint_course(lab.parent.parent)[1] == []
+
+
+def test_loader_error_is_said_once_and_other_schema_problems_still_show(lab: Path) -> None:
+    text = edit(
+        lab / "lab.yaml",
+        "services: [postgres]\n",
+        "services:\n  postgres: postgres\n  cache: memcached\nlimit: {memory_mb: 64}\n",
+    )
+    spec, problems = lint_lab(lab, INDEXING)
+    assert spec is None
+    assert problems == [
+        # The loader's word for the bad kind (its line is the services key); the schema's
+        # word for the same thing, on the cache line, is left out.
+        Problem(
+            str(lab / "lab.yaml"),
+            line_of(text, "services:"),
+            "service 'cache' has kind 'memcached'; the kinds are postgres, redis, rabbitmq",
+        ),
+        Problem(
+            str(lab / "lab.yaml"),
+            line_of(text, "limit:"),
+            "limit: unknown field 'limit' (did you mean 'limits'?)",
+        ),
+    ]
+
+
+def test_quiz_loader_error_on_one_question_and_a_schema_problem_on_another(course: Path) -> None:
+    path = quiz_file(course)
+    text = edit(path, "    answer: b\n", "    answer: z\n")
+    text = edit(path, "    unit: rows\n", "    unit: rows\n    level: hard\n")
+    problems, _ = lint_course(course)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "answer: z"),
+            "answer 'z' is not one of the choice letters abc",
+        ),
+        Problem(
+            str(path),
+            line_of(text, "level: hard"),
+            "questions[2] (btree-rows).level: unknown field 'level' (fields here: id, type, "
+            "idea, section, prompt, choices, answer, tolerance, unit, explanation, scenario)",
+        ),
+    ]
+
+
+def test_a_broken_case_is_reported_by_the_loader_once(lab: Path) -> None:
+    case = lab / "wrong" / "no-index" / "case.yaml"
+    case.write_text("summary: No index.\nfails: []\n", encoding="utf-8")
+    spec, problems = lint_lab(lab, INDEXING)
+    assert spec is None
+    assert problems == [Problem(str(case), 2, "'fails' names at least one check id")]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("minutes: 12", "minutes: 45", "minutes is 45: a lesson reads in 10 to 20"),
+        ("slug: indexing", "slug: indexes", "slug is 'indexes', but the file is for 'indexing'"),
+        ("number: 7", "number: 70", "number is 70, but the file is for topic 7"),
+    ],
+)
+def test_a_lint_rule_and_the_schema_on_the_same_field_say_it_once(
+    course: Path, old: str, new: str, message: str
+) -> None:
+    path = lesson_file(course)
+    text = edit(path, old, new)
+    _, problems = lint_lesson(path, INDEXING)
+    assert problems == [Problem(str(path), line_of(text, new), message)]
+
+
+def test_a_quiz_for_an_unknown_topic_is_said_once(course: Path) -> None:
+    path = quiz_file(course)
+    edit(path, "topic: indexing", "topic: indexes")
+    assert lint_quiz(path, INDEXING, None) == [
+        Problem(str(path), 2, "topic is 'indexes', but the file is for 'indexing'")
+    ]
+
+
+def test_a_lab_harness_named_in_lab_yaml_is_not_an_orphan(lab: Path) -> None:
+    text = edit(lab / "lab.yaml", "hints:", "harness: harness.py\nhints:")
+    _, problems = lint_lab(lab, INDEXING)
+    assert problems == [
+        Problem(
+            str(lab / "lab.yaml"), line_of(text, "harness:"), "harness file harness.py is missing"
+        )
+    ]
+    (lab / "harness.py").write_text("print('hi')\n", encoding="utf-8")
+    assert lint_lab(lab, INDEXING)[1] == []

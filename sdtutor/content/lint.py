@@ -1,16 +1,27 @@
 """`sdtutor content check`: the course linter.
 
 Finds every problem it can (not just the first), each with file and line, so an author
-can fix a whole course in one pass. Lab proofs (starter fails, solution passes, wrong
-cases fail) live in sdtutor.lab.proof and run after the lint.
+can fix a whole course in one pass: the loader's first error in a file, the linter's own
+rules, and every way a file breaks its JSON Schema (sdtutor.schemas), each said once.
+Lab proofs (starter fails, solution passes, wrong cases fail) live in sdtutor.lab.proof
+and run after the lint.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sdtutor.content.loader import LESSON_SECTIONS, load_lab, load_lesson, load_quiz
+from sdtutor.content.loader import (
+    LESSON_SECTIONS,
+    LineDict,
+    load_lab,
+    load_lesson,
+    load_quiz,
+    read_yaml,
+)
 from sdtutor.content.models import LETTERS, LabSpec, Lesson, Question
 from sdtutor.errors import ContentError, LabError
 from sdtutor.topics import TOPICS, Topic
@@ -48,27 +59,133 @@ def _from_error(exc: ContentError) -> Problem:
     return Problem(exc.path, exc.line, exc.detail)
 
 
+# ---------------------------------------------------------------- schemas
+
+
+def _parsed(path: Path) -> Any:
+    """A YAML course file as the loader reads it (lines recorded), or None if unreadable."""
+    try:
+        return read_yaml(path)
+    except ContentError:  # missing, not UTF-8 or not YAML: the loader reports it
+        return None
+
+
+def _front_matter(path: Path) -> Any:
+    """A lesson's front matter with file line numbers, or None if it cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except (OSError, UnicodeDecodeError, StopIteration):
+        return None
+    if lines[0].strip() != "---":
+        return None
+    try:
+        # A blank line for the opening '---' keeps the file's line numbers.
+        return read_yaml(path, "\n" + "\n".join(lines[1:end]))
+    except ContentError:
+        return None
+
+
+def _last_line(node: Any) -> int:
+    """The last line a parsed YAML node reaches (0 where nothing in it records lines)."""
+    if isinstance(node, LineDict):
+        own = max([node.line, *node.key_lines.values()])
+        return max([own, *(_last_line(v) for v in node.values())])
+    if isinstance(node, list):
+        return max([0, *(_last_line(v) for v in node)])
+    return 0
+
+
+def _spans_at(node: Any, line: int) -> list[tuple[int, int]]:
+    """Line spans of the mappings and lists whose key stands on `line`, at any depth."""
+    spans: list[tuple[int, int]] = []
+    if isinstance(node, LineDict):
+        for key, value in node.items():
+            if node.key_lines.get(key) == line and isinstance(value, dict | list):
+                spans.append((line, max(line, _last_line(value))))
+            spans += _spans_at(value, line)
+    elif isinstance(node, list):
+        for item in node:
+            spans += _spans_at(item, line)
+    return spans
+
+
+def _schema_problems(
+    kind: str,
+    path: Path,
+    data: Any,
+    loader_error: ContentError | None = None,
+    reported: Collection[str] = (),
+) -> list[Problem]:
+    """How `data` breaks the schema of `kind`, less what is already said.
+
+    Left out: problems of the top-level fields in `reported` (the linter's own rules
+    said those), and the schema's wording of `loader_error` when it is about this file:
+    problems on its line, or else (the loader names a field, the schema its items) those
+    inside the mapping or list whose key stands on that line.
+    """
+    if not isinstance(data, LineDict):  # not a mapping: the loader says so
+        return []
+    from sdtutor.schemas import problems as schema_problems
+
+    found = [
+        p
+        for p in schema_problems(kind, data)
+        if not any(p.where == f or p.where.startswith((f + ".", f + "[")) for f in reported)
+    ]
+    if loader_error is not None and loader_error.line and loader_error.path == str(path):
+        line = loader_error.line
+        if any(p.line == line for p in found):
+            found = [p for p in found if p.line != line]
+        else:
+            spans = _spans_at(data, line)
+            found = [p for p in found if not any(a <= p.line <= b for a, b in spans)]
+    return [
+        Problem(str(path), p.line, f"{p.where}: {p.message}" if p.where else p.message)
+        for p in found
+    ]
+
+
 def lint_lesson(path: Path, topic: Topic | None) -> tuple[Lesson | None, list[Problem]]:
     """Problems in one lesson file."""
     problems: list[Problem] = []
+    meta = _front_matter(path)
     try:
         lesson = load_lesson(path)
     except ContentError as exc:
-        return None, [_from_error(exc)]
+        return None, [_from_error(exc), *_schema_problems("lesson", path, meta, exc)]
     p = str(path)
+    key_lines: dict[str, int] = getattr(meta, "key_lines", {})
+    reported: list[str] = []
     if topic is not None:
         if lesson.number != topic.number:
+            reported.append("number")
             problems.append(
                 Problem(
-                    p, 3, f"number is {lesson.number}, but the file is for topic {topic.number}"
+                    p,
+                    key_lines.get("number", 1),
+                    f"number is {lesson.number}, but the file is for topic {topic.number}",
                 )
             )
         if lesson.slug != topic.slug:
+            reported.append("slug")
             problems.append(
-                Problem(p, 4, f"slug is '{lesson.slug}', but the file is for '{topic.slug}'")
+                Problem(
+                    p,
+                    key_lines.get("slug", 1),
+                    f"slug is '{lesson.slug}', but the file is for '{topic.slug}'",
+                )
             )
     if not 10 <= lesson.minutes <= 20:
-        problems.append(Problem(p, 1, f"minutes is {lesson.minutes}: a lesson reads in 10 to 20"))
+        reported.append("minutes")
+        problems.append(
+            Problem(
+                p,
+                key_lines.get("minutes", 1),
+                f"minutes is {lesson.minutes}: a lesson reads in 10 to 20",
+            )
+        )
+    problems += _schema_problems("lesson", path, meta, reported=reported)
     headings = [s.heading for s in lesson.sections]
     expected = [h for h in LESSON_SECTIONS if h in headings]
     for heading in LESSON_SECTIONS:
@@ -102,16 +219,24 @@ def lint_lesson(path: Path, topic: Topic | None) -> tuple[Lesson | None, list[Pr
 
 def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Problem]:
     """Problems in one quiz file."""
+    data = _parsed(path)
     try:
         quiz = load_quiz(path)
     except ContentError as exc:
-        return [_from_error(exc)]
+        return [_from_error(exc), *_schema_problems("quiz", path, data, exc)]
     p = str(path)
     problems: list[Problem] = []
+    reported: list[str] = []
     if topic is not None and quiz.topic != topic.slug:
+        reported.append("topic")
         problems.append(
-            Problem(p, 2, f"topic is '{quiz.topic}', but the file is for '{topic.slug}'")
+            Problem(
+                p,
+                getattr(data, "key_lines", {}).get("topic", 2),
+                f"topic is '{quiz.topic}', but the file is for '{topic.slug}'",
+            )
         )
+    problems += _schema_problems("quiz", path, data, reported=reported)
     if len(quiz.questions) < MIN_QUESTIONS:
         problems.append(
             Problem(p, 1, f"{len(quiz.questions)} questions: a quiz has at least {MIN_QUESTIONS}")
@@ -188,16 +313,31 @@ def _length_tells(path: str, questions: tuple[Question, ...]) -> list[Problem]:
 
 def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[Problem]]:
     """Problems in one lab folder (its checks.py is imported to match check ids)."""
+    data = _parsed(lab_dir / "lab.yaml")
+    cases = sorted((lab_dir / "wrong").glob("*/case.yaml"))
     try:
         lab = load_lab(lab_dir)
     except ContentError as exc:
-        return None, [_from_error(exc)]
+        return None, [
+            _from_error(exc),
+            *_schema_problems("lab", lab_dir / "lab.yaml", data, exc),
+            *(p for c in cases for p in _schema_problems("case", c, _parsed(c), exc)),
+        ]
     yaml_path = str(lab_dir / "lab.yaml")
     problems: list[Problem] = []
+    reported: list[str] = []
     if topic is not None and lab.topic != topic.slug:
+        reported.append("topic")
         problems.append(
-            Problem(yaml_path, 2, f"topic is '{lab.topic}', but the folder is for '{topic.slug}'")
+            Problem(
+                yaml_path,
+                getattr(data, "key_lines", {}).get("topic", 2),
+                f"topic is '{lab.topic}', but the folder is for '{topic.slug}'",
+            )
         )
+    problems += _schema_problems("lab", lab_dir / "lab.yaml", data, reported=reported)
+    for case_file in cases:
+        problems += _schema_problems("case", case_file, _parsed(case_file))
     for required in ("README.md", "checks.py"):
         if not (lab_dir / required).is_file():
             problems.append(Problem(str(lab_dir), 0, f"{required} is missing"))
@@ -210,6 +350,10 @@ def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[P
     for service, setup in lab.setup.items():
         if not (lab_dir / setup).is_file():
             problems.append(Problem(yaml_path, 0, f"setup file {setup} (for {service}) is missing"))
+    harness = data.get("harness") if isinstance(data, dict) else None
+    if isinstance(harness, str) and not (lab_dir / harness).is_file():
+        line = getattr(data, "key_lines", {}).get("harness", 0)
+        problems.append(Problem(yaml_path, line, f"harness file {harness} is missing"))
     for name in lab.apply:
         if name not in lab.workspace:
             problems.append(
@@ -246,6 +390,8 @@ def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[P
         if not extra:
             problems.append(Problem(str(case.path), 0, "the case changes no file"))
     known = {"lab.yaml", "README.md", "checks.py", *lab.setup.values()}
+    if isinstance(harness, str):
+        known.add(harness)
     for path in sorted(lab_dir.iterdir()):
         if path.is_file() and path.name not in known:
             problems.append(Problem(str(path), 0, "orphan file: nothing in lab.yaml uses it"))

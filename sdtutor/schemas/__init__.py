@@ -5,7 +5,8 @@
 point an editor at them. `validate()` checks parsed YAML against one and words each
 problem for an author: where it is (file, line, field path) and what to change.
 
-Needs the `jsonschema` package (imported on first use).
+Needs the `jsonschema` package (a dependency of sdtutor), imported on first use so that
+commands which never check course files do not pay for it.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _validator(kind: str) -> Validator:
     except ImportError:
         raise ContentError(
             "Checking course files against their schemas needs the jsonschema package.",
-            "Install it: pip install 'jsonschema>=4.18' (sdtutor's dev extra has it).",
+            "sdtutor depends on it: reinstall sdtutor, or pip install 'jsonschema>=4.18'.",
         ) from None
     validator: Validator = Draft202012Validator(load_schema(kind))
     return validator

@@ -73,6 +73,8 @@ def _run(
     listing: Listing | None,
     known: list[str],
 ) -> str:
+    import pika.exceptions
+
     if command in ("exchanges", "queues", "bindings"):
         return _list(conn, prefix, command, listing, known)
     channel = conn.channel()
@@ -92,7 +94,16 @@ def _run(
             return "\n".join(lines) or f"{queue} is empty."
         if command == "publish":
             exchange, key, body = _name(prefix, args[0]), args[1], args[2]
-            channel.basic_publish(exchange, key, body.encode())
+            if not exchange:  # the default exchange routes by queue name
+                key = _name(prefix, key)
+            # Confirmed and mandatory: a message no queue takes is reported, not lost quietly.
+            channel.confirm_delivery()
+            try:
+                channel.basic_publish(exchange, key, body.encode(), mandatory=True)
+            except pika.exceptions.UnroutableError:
+                return (
+                    f"not delivered: no queue is bound to {exchange or '(default)'} for key {key}"
+                )
             return f"published to {exchange or '(default)'} with key {key}"
         if command == "purge":
             queue = _name(prefix, args[0])

@@ -387,7 +387,8 @@ def run_psql(psql: str, url: str, *args: str) -> int:
             passfile = Path(tmp) / "pgpass"
             fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             field = password.replace("\\", "\\\\").replace(":", "\\:")
-            with os.fdopen(fd, "w") as fh:
+            # libpq sends the bytes as they are; the URL's password is UTF-8, whatever the locale.
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(f"*:*:*:*:{field}\n")
             env["PGPASSFILE"] = str(passfile)
         env.pop("PGPASSWORD", None)

@@ -213,7 +213,11 @@ def builtin_prompt(access: Access) -> int:
     """A small Redis prompt: one command per line, quoted like a shell."""
     import redis
 
-    conn = client(access.url)
+    # The server's own replies, as redis-cli shows them: RESP2 (redis-py 8 speaks RESP3,
+    # whose maps and sets come back as dicts and sets), and no response callbacks (they
+    # turn OK into True and a hash into a dict).
+    conn = client(access.url, protocol=2)
+    conn.response_callbacks.clear()
     print(f"Redis, keys under {access.prefix}. One command per line; QUIT or Ctrl-D to leave.")
     while True:
         try:
@@ -237,9 +241,15 @@ def builtin_prompt(access: Access) -> int:
             print(f"(error) {exc}")
 
 
+STATUS_REPLIES = ("OK", "PONG", "QUEUED")
+"""Status replies, shown bare as redis-cli does (redis-py cannot tell them from strings)."""
+
+
 def _format(value: Any, depth: int = 0) -> str:
     if value is None:
         return "(nil)"
+    if isinstance(value, str) and value in STATUS_REPLIES:
+        return str(value)
     if isinstance(value, list):
         if not value:
             return "(empty array)"
