@@ -1,0 +1,438 @@
+"""The supervisor: starts the harness(es), watches the whole tree, and ends all of it.
+
+Started by the parent as `python -I -B -m sdtutor.lab.runner.supervisor`, with a spec
+(one JSON line) on stdin. It makes itself a child subreaper (Linux), so every descendant
+that double-forks or calls setsid is re-parented to it rather than to init, and it can
+always find the whole tree by walking /proc from its own pid. It enforces the deadline
+and the process count, releases workers at the start barrier, relays output within
+bounds, and at the end kills every descendant, round after round until none is left,
+then every process tagged with the run's token. It reports to the parent on its own
+stdout, which no learner process inherits, in JSON lines:
+
+    {"t": "out", "i": 0, "d": "..."}      service mode: output, as it comes
+    {"t": "end", ...}                      last line: what happened (see `_report`)
+
+Its stdin stays open as a lifeline: "term" / "kill" lines stop a service; end-of-file
+(the parent died or gave up) kills everything. Without /proc (not Linux) it falls back
+to killing the harness's process group, and cannot count processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from sdtutor.lab.runner import tree
+from sdtutor.lab.runner.limits import apply_rlimits
+from sdtutor.lab.runner.protocol import MAX_RESULT, READY
+
+PR_SET_CHILD_SUBREAPER = 36
+_terminated = False
+SCAN_EVERY = 0.05
+DRAIN_FOR = 0.3
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux); False where that is not possible."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+class Child:
+    """One harness process and the pipes the supervisor reads."""
+
+    def __init__(self, index: int, proc: subprocess.Popen[bytes], out_r: int, res_r: int) -> None:
+        self.index = index
+        self.proc = proc
+        self.pid = proc.pid
+        self.out_r: int | None = out_r
+        self.res_r: int | None = res_r
+        self.spec = b""
+        self.output = bytearray()
+        self.output_total = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.result = bytearray()
+        self.result_over = False
+        self.status: int | None = None
+        self.cpu = 0.0
+        self.peak_kb = 0
+        self.started = time.monotonic()
+        self.ready_at: float | None = None
+        self.ended_at: float | None = None
+
+
+class Supervisor:
+    """Runs one spec; see the module docstring."""
+
+    def __init__(self, spec: dict[str, Any], stdin_rest: bytes) -> None:
+        self.spec = spec
+        self.mode: str = spec["mode"]
+        self.limits: dict[str, Any] = spec["limits"]
+        self.children: list[Child] = []
+        self.by_pid: dict[int, Child] = {}
+        self.sel = selectors.DefaultSelector()
+        self.stdin_buf = stdin_rest
+        self.lifeline_open = True
+        self.stop_reason = ""
+        self.limit = ""
+        self.max_processes = 0
+        self.go_w: int | None = None
+        self.released_at: float | None = None
+        self.term_deadline: float | None = None
+        self.subreaper = become_subreaper()
+        self.error = ""
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        """Start every harness and hand each its spec."""
+        go_r = None
+        if self.mode == "workers":
+            go_r, self.go_w = os.pipe()
+        nproc = None
+        uid = self.spec.get("uid")
+        if uid is not None and self.spec.get("nproc_budget"):
+            nproc = tree.tasks_of_user(uid) + int(self.spec["nproc_budget"])
+        limits = self.limits
+
+        def preexec() -> None:
+            apply_rlimits(limits["cpu_seconds"], limits["memory_mb"], nproc)
+
+        for index, child_spec in enumerate(self.spec["children"]):
+            out_r, out_w = os.pipe()
+            res_r, res_w = os.pipe()
+            pass_fds = [res_w] + ([go_r] if go_r is not None else [])
+            child_spec = {**child_spec, "result_fd": res_w, "go_fd": go_r}
+            proc = subprocess.Popen(
+                self.spec["argv"],
+                stdin=subprocess.PIPE,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=pass_fds,
+                cwd=self.spec["cwd"],
+                env=self.spec["env"],
+                start_new_session=True,
+                preexec_fn=preexec,
+                **(
+                    {"user": uid, "group": self.spec["gid"], "extra_groups": []}
+                    if uid is not None
+                    else {}
+                ),
+            )
+            os.close(out_w)
+            os.close(res_w)
+            child = Child(index, proc, out_r, res_r)
+            assert proc.stdin is not None
+            child.spec = json.dumps(child_spec).encode()
+            self.children.append(child)
+            self.by_pid[proc.pid] = child
+            for fd in (out_r, res_r):
+                os.set_blocking(fd, False)
+                self.sel.register(fd, selectors.EVENT_READ, child)
+            os.set_blocking(proc.stdin.fileno(), False)
+            self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, child)
+        if go_r is not None:
+            os.close(go_r)
+        os.set_blocking(0, False)
+        self.sel.register(0, selectors.EVENT_READ, None)
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        """Watch until the harnesses end, a limit is hit, or the parent says stop."""
+        timeout = self.limits.get("timeout") if self.mode != "service" else None
+        deadline = time.monotonic() + timeout if timeout else None
+        next_scan = 0.0
+        while not self.stop_reason:
+            if _terminated:
+                self.stop_reason = "abandoned"
+                break
+            now = time.monotonic()
+            wait = SCAN_EVERY
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - now))
+            for key, events in self.sel.select(wait):
+                self._on_event(key, events)
+            self._reap()
+            now = time.monotonic()
+            if all(c.status is not None for c in self.children):
+                self.stop_reason = "ended"
+            elif deadline is not None and now >= deadline:
+                self.stop_reason, self.limit = "timeout", "timeout"
+            elif self.term_deadline is not None and now >= self.term_deadline:
+                self.stop_reason = "killed"
+            elif now >= next_scan:
+                next_scan = now + SCAN_EVERY
+                self._scan()
+            self._maybe_release()
+
+    def _on_event(self, key: selectors.SelectorKey, events: int) -> None:
+        fd = int(key.fd)
+        child: Child | None = key.data
+        if child is None:
+            self._read_lifeline()
+            return
+        if events & selectors.EVENT_WRITE:
+            self._write_spec(child, fd)
+            return
+        self._read_child(child, fd)
+
+    def _write_spec(self, child: Child, fd: int) -> None:
+        try:
+            sent = os.write(fd, child.spec)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(child.spec)
+        child.spec = child.spec[sent:]
+        if not child.spec:
+            self.sel.unregister(fd)
+            assert child.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                child.proc.stdin.close()
+
+    def _read_child(self, child: Child, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            os.close(fd)
+            if fd == child.out_r:
+                child.out_r = None
+            else:
+                child.res_r = None
+            return
+        if fd == child.out_r:
+            self._keep_output(child, data)
+        else:
+            if not child.result and data.startswith(READY):
+                child.ready_at = time.monotonic()
+            if len(child.result) + len(data) > MAX_RESULT + 64:
+                child.result_over = True
+            else:
+                child.result += data
+
+    def _keep_output(self, child: Child, data: bytes) -> None:
+        child.output_total += len(data)
+        if self.mode == "service":
+            self._emit({"t": "out", "i": child.index, "d": child.decoder.decode(data)})
+            return
+        room = self.limits["output_bytes"] - len(child.output)
+        if room > 0:
+            child.output += data[:room]
+
+    def _read_lifeline(self) -> None:
+        try:
+            data = os.read(0, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(0)
+            self.lifeline_open = False
+            self.stop_reason = self.stop_reason or "abandoned"
+            return
+        self.stdin_buf += data
+        while b"\n" in self.stdin_buf:
+            line, _, self.stdin_buf = self.stdin_buf.partition(b"\n")
+            command = line.strip().decode(errors="replace")
+            if command == "kill":
+                self.stop_reason = "killed"
+            elif command.startswith("term"):
+                grace = float(command.split()[1]) if " " in command else 5.0
+                for child in self.children:  # its process group: a server's own workers too
+                    with contextlib.suppress(OSError):
+                        os.killpg(child.pid, signal.SIGTERM)
+                self.term_deadline = time.monotonic() + grace
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.by_pid.get(pid)
+            if child is not None and child.status is None:
+                child.status = status
+                child.cpu = usage.ru_utime + usage.ru_stime
+                child.ended_at = time.monotonic()
+                child.proc.returncode = os.waitstatus_to_exitcode(status)
+                if self.mode == "service":
+                    code = child.proc.returncode
+                    self._emit({"t": "exit", "i": child.index, "exit_code": code})
+
+    def _scan(self) -> None:
+        if not tree.HAVE_PROC:
+            return
+        live = tree.descendants(os.getpid())
+        self.max_processes = max(self.max_processes, len(live))
+        allowed = self.limits["processes"] * len(self.children)
+        if len(live) > allowed:
+            self.stop_reason, self.limit = "processes", "processes"
+        for child in self.children:
+            if child.status is None:
+                child.peak_kb = max(child.peak_kb, tree.vm_peak_kb([child.pid]))
+
+    def _maybe_release(self) -> None:
+        if self.go_w is None or self.released_at is not None:
+            return
+        if all(c.ready_at is not None or c.status is not None for c in self.children):
+            # One write of N bytes wakes every worker blocked on the shared pipe at once.
+            with contextlib.suppress(OSError):
+                os.write(self.go_w, b"G" * len(self.children))
+            self.released_at = time.monotonic()
+
+    # ------------------------------------------------------------------ end
+
+    def finish(self) -> None:
+        """Kill the whole tree, drain the pipes, and send the report."""
+        for key in list(self.sel.get_map().values()):
+            if key.data is None or key.events & selectors.EVENT_WRITE:
+                self.sel.unregister(key.fd)
+        harness_pids = {c.pid for c in self.children}
+        killed: set[int] = set()
+        if tree.HAVE_PROC:
+            killed = tree.kill_tree(os.getpid(), self._reap)
+        for child in self.children:  # the process group: the only sweep without /proc
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
+        swept = tree.kill_token(self.spec["token"]) if self.spec.get("token") else 0
+        self._reap()
+        self._drain()
+        for child in self.children:
+            if child.status is None:  # killed but not yet reaped
+                with contextlib.suppress(ChildProcessError):
+                    _, status, usage = os.wait4(child.pid, 0)
+                    child.status = status
+                    child.cpu = usage.ru_utime + usage.ru_stime
+                    child.ended_at = time.monotonic()
+        self._emit(self._report(len(killed - harness_pids) + swept))
+
+    def _drain(self) -> None:
+        until = time.monotonic() + DRAIN_FOR
+        while time.monotonic() < until:
+            open_fds = [fd for c in self.children for fd in (c.out_r, c.res_r) if fd is not None]
+            if not open_fds:
+                return
+            for key, events in self.sel.select(max(0.0, until - time.monotonic())):
+                if key.data is not None and events & selectors.EVENT_READ:
+                    self._read_child(key.data, int(key.fd))
+
+    def _report(self, killed: int) -> dict[str, Any]:
+        children = []
+        for child in self.children:
+            exit_code = None if child.status is None else os.waitstatus_to_exitcode(child.status)
+            start = self.released_at or child.ready_at or child.started
+            children.append(
+                {
+                    "exit_code": exit_code,
+                    "limit": self._limit_of(child, exit_code),
+                    "result": base64.b64encode(bytes(child.result)).decode(),
+                    "result_over": child.result_over,
+                    "output": bytes(child.output).decode("utf-8", errors="replace"),
+                    "output_truncated": child.output_total > len(child.output)
+                    and self.mode != "service",
+                    "seconds": round((child.ended_at or time.monotonic()) - start, 6),
+                    "cpu": round(child.cpu, 3),
+                    "peak_kb": child.peak_kb,
+                }
+            )
+        return {
+            "t": "end",
+            "reason": self.stop_reason,
+            "limit": self.limit,
+            "killed": killed,
+            "max_processes": self.max_processes,
+            "released": self.released_at is not None,
+            "subreaper": self.subreaper,
+            "children": children,
+            "error": self.error,
+        }
+
+    def _limit_of(self, child: Child, exit_code: int | None) -> str:
+        if self.limit:
+            return self.limit
+        if exit_code == -signal.SIGXCPU or (
+            exit_code == -signal.SIGKILL and child.cpu >= self.limits["cpu_seconds"] - 0.5
+        ):
+            return "cpu"
+        abnormal = exit_code != 0
+        if abnormal and child.peak_kb >= 0.9 * self.limits["memory_mb"] * 1024:
+            return "memory"
+        return ""
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=True).encode() + b"\n"
+        try:
+            view = memoryview(line)
+            while view:
+                try:
+                    view = view[os.write(1, view) :]
+                except BlockingIOError:
+                    time.sleep(0.001)
+        except OSError:
+            pass  # the parent is gone: carry on cleaning up
+
+
+def _read_spec() -> tuple[dict[str, Any], bytes]:
+    buf = b""
+    while b"\n" not in buf:
+        data = os.read(0, 65536)
+        if not data:
+            raise SystemExit("no spec on stdin")
+        buf += data
+    line, _, rest = buf.partition(b"\n")
+    return json.loads(line), rest
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _terminated
+    _terminated = True  # treated like a lost lifeline: kill everything and report
+
+
+def main() -> int:
+    """Read the spec, run it, report; any failure to start is reported too."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    spec, rest = _read_spec()
+    supervisor = Supervisor(spec, rest)
+    try:
+        if spec.get("expose") or spec.get("hide"):
+            from sdtutor.lab.runner.isolation import enter_namespace
+
+            enter_namespace(spec.get("expose", []), spec.get("hide", []))
+        supervisor.start()
+    except Exception as exc:
+        supervisor.stop_reason = "failed"
+        supervisor.error = f"{type(exc).__name__}: {exc}"
+        supervisor.finish()
+        return 1
+    supervisor.run()
+    supervisor.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # nothing is left to tidy; skip the interpreter's teardown

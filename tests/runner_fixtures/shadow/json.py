@@ -1,0 +1,2 @@
+def dumps(*args, **kwargs):
+    return '{"ok": true, "value": "SHADOWED", "error": "", "traceback": ""}'

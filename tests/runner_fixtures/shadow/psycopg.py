@@ -1,0 +1,1 @@
+raise SystemExit("the workspace's psycopg.py was imported")

@@ -1,0 +1,1 @@
+raise SystemExit("the workspace's sdtutor.py was imported")
