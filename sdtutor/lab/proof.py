@@ -82,7 +82,12 @@ def prove_lab(
                         if path.suffix in kind(instance.kind).suffixes and instance.name in access:
                             kind(instance.kind).apply_file(access[instance.name], path)
                             break
-                results = run_checks(lab, workspace, {n: a.url for n, a in access.items()})
+                results = run_checks(
+                    lab,
+                    workspace,
+                    {n: a.url for n, a in access.items()},
+                    prefixes={n: a.prefix for n, a in access.items()},
+                )
             outcomes.append(_judge(case, expectation, results, wrong_by_name.get(case)))
             if report:
                 report(outcomes[-1])

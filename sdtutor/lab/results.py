@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EvidenceKind = Literal["plan", "table", "text", "sql"]
+# passed / failed: the check judged the work. error: the check could not finish (the
+# learner broke what it relies on, or a check crashed). timeout: the check was still
+# running when the run's deadline came. not run: the deadline came before it started.
+CheckStatus = Literal["passed", "failed", "error", "timeout", "not run"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ class CheckResult:
     passed: bool
     message: str
     evidence: tuple[Evidence, ...] = field(default=())
+    status: CheckStatus | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            object.__setattr__(self, "status", "passed" if self.passed else "failed")
+        elif (self.status == "passed") != self.passed:
+            raise ValueError(
+                f"a check with status {self.status!r} cannot have passed={self.passed}"
+            )
 
     def to_json(self) -> dict[str, Any]:
         """The documented `lab check --json` shape of one check (plus evidence)."""
@@ -45,6 +58,7 @@ class CheckResult:
             "title": self.title,
             "passed": self.passed,
             "message": self.message,
+            "status": self.status,
             "evidence": [
                 {"title": e.title, "kind": e.kind, "text": e.as_text()} for e in self.evidence
             ],
@@ -83,4 +97,4 @@ def plan_lines(plan: dict[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
-__all__ = ["CheckResult", "Evidence", "EvidenceKind", "plan_label", "plan_lines"]
+__all__ = ["CheckResult", "CheckStatus", "Evidence", "EvidenceKind", "plan_label", "plan_lines"]

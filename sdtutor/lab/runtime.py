@@ -293,7 +293,8 @@ def check(topic: Topic, lab: LabSpec) -> list[CheckResult]:
             f"The workspace {workspace} is gone.",
             f"Run `sdtutor lab reset {topic.slug}` to recreate it.",
         )
-    results = run_checks(lab, workspace, lab_state.urls)
+    prefixes = {name: a.prefix for name, a in lab_state.access.items()}
+    results = run_checks(lab, workspace, lab_state.urls, prefixes=prefixes)
     with ProgressStore() as store:
         store.record_check(
             topic.slug,

@@ -80,6 +80,9 @@ class ServiceKind(ABC):
     """The environment variable that names an external server of this kind."""
     learner_env: ClassVar[str]
     """The variable learner code reads this kind's URL from (DATABASE_URL, ...)."""
+    prefix_env: ClassVar[str] = ""
+    """The variable learner code reads the lab's name prefix from, for kinds that share
+    a server's namespace (Redis keys, RabbitMQ names)."""
     suffixes: ClassVar[tuple[str, ...]] = ()
     """Workspace files this kind can apply (`lab shell -f`, `apply:` in lab.yaml)."""
 

@@ -199,6 +199,7 @@ class RabbitMQKind(ServiceKind):
     title = "RabbitMQ"
     url_variable = "SDTUTOR_AMQP_URL"
     learner_env = "AMQP_URL"
+    prefix_env = PREFIX_ENV
 
     def probe(self, url: str) -> bool:
         """Whether the broker accepts an AMQP connection; never raises."""

@@ -93,6 +93,7 @@ class RedisKind(ServiceKind):
     title = "Redis"
     url_variable = "SDTUTOR_REDIS_URL"
     learner_env = "REDIS_URL"
+    prefix_env = PREFIX_ENV
 
     def probe(self, url: str) -> bool:
         """Whether PING answers; never raises."""
