@@ -199,6 +199,16 @@ def test_doctor_reports_every_provider(home: Path) -> None:
     labs = {lab["topic"]: lab for lab in report["labs"]}
     assert labs["indexing"]["provider"] == "local" and labs["indexing"]["services"] == ["postgres"]
     assert "lab indexing: local" in text.stdout
+    # How checks run learner code here (as root: as `nobody`, or it says why not).
+    import os
+
+    note = report["learner_code"]
+    assert note.startswith(("learner code runs as ", "`nobody` ", "running as root")), note
+    if os.geteuid() != 0:
+        assert note == "learner code runs as this user"
+    elif note.endswith("runs as root"):
+        assert "nobody" in note  # and it says why `nobody` could not be used
+    assert f"checks: {note}" in text.stdout
     # Asked for a provider that cannot serve the lab, doctor says why.
     external = sdtutor("doctor", "--json", env={**_env(home), "SDTUTOR_PROVIDER": "external"})
     indexing = next(x for x in json.loads(external.stdout)["labs"] if x["topic"] == "indexing")

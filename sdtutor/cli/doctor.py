@@ -67,6 +67,7 @@ def doctor(
 
     from sdtutor import __version__, locations
     from sdtutor.cli.ui import console, dump_json
+    from sdtutor.lab.runner.isolation import current_isolation
     from sdtutor.providers import NAMES, provider_class
 
     report: list[dict[str, Any]] = []
@@ -90,6 +91,7 @@ def doctor(
         "home": str(locations.home()),
         "course": str(locations.course_dir()),
         "psql": shutil.which("psql"),
+        "learner_code": current_isolation().note,
     }
     if as_json:
         dump_json({"providers": report, "labs": labs, **facts})
@@ -114,5 +116,6 @@ def doctor(
         console.print(
             f"psql:   {facts['psql'] or 'not installed (lab shell uses its built-in prompt)'}"
         )
+        console.print(f"checks: {facts['learner_code']}", soft_wrap=True)
     if not any(row["ok"] for row in report):
         raise typer.Exit(2)

@@ -359,6 +359,14 @@ class CheckContext:
         )
         return services, env, limits
 
+    @staticmethod
+    def _files(files: dict[str, str | bytes | Path] | None) -> dict[str, str | bytes] | None:
+        """Files for the learner's private copy of the workspace: contents, or paths to read
+        (a lab's own harness beside its checks.py, say)."""
+        if not files:
+            return None
+        return {n: v.read_bytes() if isinstance(v, Path) else v for n, v in files.items()}
+
     def _proxies_for(self, proxies: dict[str, Proxy] | None) -> dict[str, Proxy] | None:
         return {self._instance(k): v for k, v in proxies.items()} if proxies else None
 
@@ -370,7 +378,7 @@ class CheckContext:
         clients: tuple[str, ...] | list[str] = (),
         kwargs: dict[str, Any] | None = None,
         proxies: dict[str, Proxy] | None = None,
-        files: dict[str, str | bytes] | None = None,
+        files: dict[str, str | bytes | Path] | None = None,
         timeout: float | None = None,
     ) -> LearnerRun:
         """Call the learner's `function(*clients, *args, **kwargs)` from `file`, isolated.
@@ -392,7 +400,7 @@ class CheckContext:
             env=env,
             limits=limits,
             proxies=self._proxies_for(proxies),
-            files=files,
+            files=self._files(files),
         )
 
     def workers(
@@ -404,7 +412,7 @@ class CheckContext:
         clients: tuple[str, ...] | list[str] = (),
         args_for: Any = (),
         proxies: dict[str, Proxy] | None = None,
-        files: dict[str, str | bytes] | None = None,
+        files: dict[str, str | bytes | Path] | None = None,
         timeout: float | None = None,
     ) -> WorkersRun:
         """Run `function` in `n` processes released together at a start barrier."""
@@ -422,7 +430,7 @@ class CheckContext:
             env=env,
             limits=limits,
             proxies=self._proxies_for(proxies),
-            files=files,
+            files=self._files(files),
         )
 
     def proxy(self, service: str) -> Proxy:
@@ -445,7 +453,7 @@ class CheckContext:
         ready: tuple[str, ...] = ("tcp",),
         ready_timeout: float = 10.0,
         proxies: dict[str, Proxy] | None = None,
-        files: dict[str, str | bytes] | None = None,
+        files: dict[str, str | bytes | Path] | None = None,
     ) -> ServiceHandle:
         """Start the learner's own server and wait until it answers; stopped at the end."""
         from sdtutor.lab.runner import start_service
@@ -461,7 +469,7 @@ class CheckContext:
             ready=ready,
             ready_timeout=ready_timeout,
             proxies=self._proxies_for(proxies),
-            files=files,
+            files=self._files(files),
         )
         self._services.append(handle)
         return handle
