@@ -3,10 +3,14 @@
 import importlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from sdtutor.topics import Topic
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import LabSpec
 
 app = typer.Typer(
     help="Hands-on labs on real services: start one, work in its workspace, check it.",
@@ -71,6 +75,15 @@ class _Progress:
         self.progress.stop()
 
 
+def _shell_blurb(lab: "LabSpec") -> str:
+    """What `lab shell` opens for this lab, in a few words."""
+    from sdtutor.services import kind
+
+    if len(lab.instances) == 1:
+        return kind(lab.instances[0].kind).shell_blurb
+    return f"a prompt on one of its services ({', '.join(i.name for i in lab.instances)})"
+
+
 def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None:
     """Start a lab and say what to do next."""
     from rich.panel import Panel
@@ -93,8 +106,7 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
             f"[bold]{lab.title}[/] is {'ready' if fresh else 'running again'} "
             f"(provider: {lab_state.provider}).\n\n"
             f"Workspace: [bold]{lab_state.workspace}[/]\n\n"
-            f"  sdtutor lab shell {topic.slug}     a prompt on the lab's "
-            f"{'database' if len(lab.instances) == 1 else 'services'}\n"
+            f"  sdtutor lab shell {topic.slug}     {_shell_blurb(lab)}\n"
             f"  sdtutor lab check {topic.slug}     check your work (as often as you like)\n"
             f"  sdtutor lab hint {topic.slug}      one more hint\n"
             f"  sdtutor lab stop {topic.slug}      remove what the lab created",
@@ -370,12 +382,16 @@ def stop(
             "Name the lab to stop, or use --all.", "Example: sdtutor lab stop indexing"
         )
     t = _topic(topic)
-    if runtime.stop(t, _lab(t), purge=purge):
+    from sdtutor.services import kind
+
+    lab = _lab(t)
+    if runtime.stop(t, lab, purge=purge):
+        templates = any(kind(i.kind).keeps_template for i in lab.instances)
         kept = (
-            ""
-            if purge
-            else " Its seeded data is kept so the next start is quick "
+            " Its seeded data is kept so the next start is quick "
             f"(`sdtutor lab stop {t.slug} --purge` removes it too)."
+            if templates and not purge
+            else ""
         )
         console.print(
             f"[green]Stopped the {t.slug} lab[/] and removed what it created. "

@@ -80,6 +80,10 @@ class ServiceKind(ABC):
     """The environment variable that names an external server of this kind."""
     learner_env: ClassVar[str]
     """The variable learner code reads this kind's URL from (DATABASE_URL, ...)."""
+    keeps_template: ClassVar[bool] = False
+    """Whether `lab stop` keeps a seeded copy that the next start copies (--purge drops it)."""
+    shell_blurb: ClassVar[str] = "a prompt on the lab's service"
+    """What `lab shell` opens on this kind, in a few words."""
     prefix_env: ClassVar[str] = ""
     """The variable learner code reads the lab's name prefix from, for kinds that share
     a server's namespace (Redis keys, RabbitMQ names)."""

@@ -252,7 +252,9 @@ class PostgresKind(ServiceKind):
     title = "PostgreSQL"
     url_variable = "SDTUTOR_POSTGRES_URL"
     learner_env = "DATABASE_URL"
+    shell_blurb = "a SQL prompt on the lab's database"
     suffixes = (".sql",)
+    keeps_template = True
 
     def probe(self, url: str) -> bool:
         """Whether `SELECT 1` answers; never raises."""

@@ -199,6 +199,7 @@ class RabbitMQKind(ServiceKind):
     title = "RabbitMQ"
     url_variable = "SDTUTOR_AMQP_URL"
     learner_env = "AMQP_URL"
+    shell_blurb = "the lab's exchanges, queues and messages"
     prefix_env = PREFIX_ENV
 
     def probe(self, url: str) -> bool:

@@ -93,6 +93,7 @@ class RedisKind(ServiceKind):
     title = "Redis"
     url_variable = "SDTUTOR_REDIS_URL"
     learner_env = "REDIS_URL"
+    shell_blurb = "a Redis prompt on the lab's keys"
     prefix_env = PREFIX_ENV
 
     def probe(self, url: str) -> bool:
