@@ -419,19 +419,20 @@ class CheckContext:
         from sdtutor.lab.runner import run_workers
 
         services, env, limits = self._learner_setup(timeout)
-        return run_workers(
-            self.workspace,
-            file,
-            function,
-            n,
-            services=services,
-            clients=[self._instance(c) for c in clients],
-            args_for=args_for,
-            env=env,
-            limits=limits,
-            proxies=self._proxies_for(proxies),
-            files=self._files(files),
-        )
+        with _crowd(n):
+            return run_workers(
+                self.workspace,
+                file,
+                function,
+                n,
+                services=services,
+                clients=[self._instance(c) for c in clients],
+                args_for=args_for,
+                env=env,
+                limits=limits,
+                proxies=self._proxies_for(proxies),
+                files=self._files(files),
+            )
 
     def proxy(self, service: str) -> Proxy:
         """A started proxy in front of one of the lab's services, for faults and counts;
@@ -639,6 +640,31 @@ class CheckContext:
                 proxy.close()
         self._pg, self._watches, self._redis, self._amqp = {}, {}, {}, {}
         self._proxies, self._services = [], []
+
+
+CROWD = 10
+"""Worker runs larger than this take turns within a home: each opens a connection per
+worker, and the proofs of one lab run several cases at once on servers with a bounded
+number of connections."""
+
+
+@contextlib.contextmanager
+def _crowd(n: int) -> Iterator[None]:
+    if n <= CROWD:
+        yield
+        return
+    import fcntl
+
+    from sdtutor import locations
+
+    path = locations.home() / "workers.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def statements_evidence(run: LearnerRun, shown: int = 6, service: str | None = None) -> Evidence:

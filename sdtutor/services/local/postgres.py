@@ -36,7 +36,9 @@ SERVER_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
-    "max_connections": "50",
+    # Labs run crowds of learner processes at once (a 50-reader stampede, a pool under 200
+    # concurrent requests): the server must admit them so the lab can count them.
+    "max_connections": "300",
     "shared_buffers": "128MB",
     "max_prepared_transactions": "10",  # the two-phase commit lab
     "logging_collector": "off",
@@ -271,6 +273,11 @@ class LocalPostgres(LocalServer):
         progress(f"Starting the local PostgreSQL server '{self.name}'", None)
         folder = self.folder()
         assert folder is not None
+        if not self.state().get("replica_of"):
+            # A cluster made by an earlier sdtutor gets today's settings on its next start.
+            text = self._conf_text({})
+            if acct.read_text(folder / "data", CONF_FILE) != text:
+                acct.write_private(folder / "data", CONF_FILE, text, self._runner())
         for _attempt in range(4):
             port = free_port()
             result = self._pg_ctl(
