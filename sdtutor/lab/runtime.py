@@ -120,7 +120,13 @@ def _provision(
         access[target.instance] = service_kind.provision(target, fresh, progress)
     for instance in lab.instances:
         if instance.replica_of and instance.name in endpoints:
-            # A replica holds the primary's data: the same login, on the replica's server.
+            # A replica holds the primary's data: the same login, on the replica's server,
+            # once it has replayed the primary's set-up (an apply delay holds that back too).
+            progress(f"Waiting for {instance.name} to replay the set-up", None)
+            delay = float(instance.settings.get("recovery_min_apply_delay_ms", "0")) / 1000
+            kind(instance.kind).await_replica(
+                endpoints[instance.replica_of].url, endpoints[instance.name].url, delay + 30
+            )
             primary = access[instance.replica_of]
             server = urlsplit(endpoints[instance.name].url).netloc.rsplit("@", 1)[-1]
             parts = urlsplit(primary.url)

@@ -118,6 +118,11 @@ class ServiceKind(ABC):
         login cannot.
         """
 
+    def await_replica(self, primary_url: str, replica_url: str, timeout: float) -> None:
+        """Wait until a replica has replayed everything its primary holds now (the lab's
+        login and seed included). Raises ProviderError after `timeout` seconds."""
+        raise UsageError(f"sdtutor cannot make a replica of {self.title}.")
+
     def run_file(self, access: Access, path: Path) -> None:
         """Apply a workspace file, showing what each statement did (`lab shell -f`)."""
         raise UsageError(f"`lab shell -f` does not apply files to {self.title}.")

@@ -354,6 +354,28 @@ class PostgresKind(ServiceKind):
                 if row is not None and names.owns(str(row[0])):
                     conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(names.role)))
 
+    def await_replica(self, primary_url: str, replica_url: str, timeout: float) -> None:
+        """Poll the replica's replay position (measured on the replica, where an apply
+        delay shows) until it reaches the primary's current WAL position."""
+        import time
+
+        with admin(primary_url) as conn:
+            target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with admin(replica_url) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(target),)
+                ).fetchone()
+                if row and row[0]:
+                    return
+                if time.monotonic() > deadline:
+                    raise ProviderError(
+                        f"The replica did not catch up with its primary within {timeout:g} s.",
+                        "Its server log says why; `sdtutor lab stop` and start again.",
+                    )
+                time.sleep(0.1)
+
     def shell(
         self, access: Access, prefer_native: bool = True, target: Target | None = None
     ) -> int:
