@@ -501,6 +501,129 @@ def test_a_worker_that_fails_to_start_does_not_block_the_others(tmp_path: Path) 
     assert result.seconds < 8
 
 
+FORKED = """
+import os, signal
+
+print("imported in", os.getpid())
+with open(os.path.join(os.environ["TMPDIR"], "imports"), "a") as f:
+    f.write("x")
+
+
+def who(conn, cache, index):
+    with open(os.path.join(os.environ["TMPDIR"], "imports")) as f:
+        imports = len(f.read())
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    return [index, os.getpid(), backend, cache.client_id(), imports]
+
+
+def misbehave(index):
+    if index == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if index == 2:
+        while True:
+            pass
+    return index
+"""
+
+
+def learner_file(tmp_path: Path, name: str, code: str) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir(exist_ok=True)
+    (ws / name).write_text(code)
+    return ws
+
+
+def test_workers_load_the_module_once_and_each_makes_its_own_clients(tmp_path: Path) -> None:
+    ws = learner_file(tmp_path, "forked.py", FORKED)
+    services = {**PG, "redis": Service("redis", REDIS_URL)}
+    result = run_workers(
+        ws,
+        "forked.py",
+        "who",
+        6,
+        services=services,
+        clients=["postgres", "redis"],
+        args_for=lambda i: [i],
+    )
+    assert result.ok and result.released, [r.error for r in result.runs]
+    values = [r.value for r in result.runs]
+    assert [v[0] for v in values] == list(range(6))
+    assert len({v[1] for v in values}) == 6  # six processes
+    assert len({v[2] for v in values}) == 6  # six PostgreSQL sessions: no shared socket
+    assert len({v[3] for v in values}) == 6  # six Redis connections
+    assert all(v[4] == 1 for v in values)  # the module was imported once, before the forks
+    assert result.server["postgres"].connections == 6
+    assert result.server["redis"].connections == 6
+    importer = {r.output.split()[-1] for r in result.runs if r.output.startswith("imported in")}
+    assert len(importer) == 1 and importer.isdisjoint(str(v[1]) for v in values), importer
+
+
+def test_each_forked_worker_is_measured_by_the_supervisor(tmp_path: Path) -> None:
+    ws = learner_file(tmp_path, "forked.py", FORKED)
+    result = run_workers(
+        ws,
+        "forked.py",
+        "misbehave",
+        4,
+        services={},
+        args_for=lambda i: [i],
+        limits=Limits(timeout=10, cpu_seconds=1, processes=1),
+    )
+    runs = result.runs
+    assert [r.ok for r in runs] == [True, False, False, True], [r.error for r in runs]
+    assert runs[1].exit_code == -9 and "SIGKILL" in runs[1].error
+    assert runs[2].limit == "cpu" and "CPU" in runs[2].error
+    assert [runs[0].value, runs[3].value] == [0, 3]
+    assert result.limit == ""  # one process per worker is within processes=1
+    assert result.seconds < 8
+
+
+def test_a_module_that_fails_to_import_fails_every_worker(tmp_path: Path) -> None:
+    ws = learner_file(tmp_path, "broken.py", "x = 1\ny = x / 0\n\ndef f():\n    return 1\n")
+    result = run_workers(ws, "broken.py", "f", 3, services={}, limits=Limits(timeout=10))
+    assert [r.ok for r in result.runs] == [False] * 3
+    assert all("ZeroDivisionError" in r.error and "broken.py" in r.traceback for r in result.runs)
+    assert result.seconds < 8
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="counts processes in /proc")
+def test_a_fork_bomb_in_workers_is_bounded(hostile: Path) -> None:
+    mark = uuid.uuid4().hex
+    result = run_workers(
+        hostile,
+        "hostile.py",
+        "forkbomb",
+        2,
+        services={},
+        env={"TEST_MARK": mark},
+        limits=Limits(timeout=5, processes=8),
+    )
+    assert result.limit == "processes" and not any(r.ok for r in result.runs)
+    assert "more than 8 processes" in result.runs[0].error
+    assert tagged_processes(mark) == []
+
+
+def test_workers_hanging_at_import_or_in_the_call_end_at_the_deadline(
+    tmp_path: Path, hostile: Path
+) -> None:
+    ws = learner_file(tmp_path, "stuck.py", "import time\ntime.sleep(1000)\n\ndef f():\n    pass\n")
+    for workspace_, file, function in ((ws, "stuck.py", "f"), (hostile, "hostile.py", "sleeper")):
+        mark = uuid.uuid4().hex
+        started = time.perf_counter()
+        result = run_workers(
+            workspace_,
+            file,
+            function,
+            3,
+            services={},
+            env={"TEST_MARK": mark},
+            limits=Limits(timeout=1),
+        )
+        assert time.perf_counter() - started < 1 + 2.5
+        assert result.limit == "timeout" and all(r.timed_out for r in result.runs)
+        assert tagged_processes(mark) == []
+
+
 # ---------------------------------------------------------------- service mode
 
 

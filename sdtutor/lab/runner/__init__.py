@@ -5,7 +5,8 @@
     run.ok, run.value, run.error, run.server["db"].statements, run.limit
 
 `run_function` calls one function; `run_workers` runs N copies released together at a
-start barrier; `start_service` runs the learner's own server on a port. Learner code sees
+start barrier (one harness loads the code once and forks them: see harness.py);
+`start_service` runs the learner's own server on a port. Learner code sees
 only proxied URLs: DATABASE_URL / REDIS_URL / AMQP_URL (the first service of each kind),
 SDTUTOR_URL_<NAME> for every service, plus the caller's `env`; also PATH, HOME and TMPDIR
 (a private scratch folder), LANG, MALLOC_ARENA_MAX and SDTUTOR_RUN_TAG (the run's tag).
@@ -24,7 +25,8 @@ process (`harness.py`) under a supervisor process (`supervisor.py`):
   comes from the child: statement and command counts are taken at a wire-level proxy
   (`sdtutor.lab.proxy`), and timing, exit status, limits hit and processes killed are
   measured by the supervisor, which reports on its own stdout — a pipe no learner process
-  inherits.
+  inherits. Forked workers are adopted by the supervisor (the forking harness exits), which
+  reaps and measures each itself; the forking harness only names which pid is which.
 - The supervisor is a child subreaper (Linux), so descendants that call setsid or double
   fork stay in its tree. At the deadline, when the process count goes over the limit, or
   when the harness ends, it kills every descendant until none is left, then any process

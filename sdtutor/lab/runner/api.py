@@ -84,10 +84,14 @@ def run_workers(
 ) -> WorkersRun:
     """Run `function` in N processes that start together.
 
-    Each worker imports the code and makes its clients, then waits at a start barrier;
-    when all are ready they are released at once. `args_for(i)` (or `args_for[i]`) gives
-    worker i's arguments. `server` holds the totals over all workers. Limits apply to each
-    worker; the tree may hold N x Limits.processes processes, and one deadline covers all.
+    One harness imports the client libraries and the learner's module once (work the module
+    does at import time runs once, there, and its output heads every worker's output), then
+    forks the N workers (Linux; elsewhere each worker is a harness of its own). Each worker
+    makes its own clients after the fork, then waits at a start barrier; when all are ready
+    they are released at once. `args_for(i)` (or `args_for[i]`) gives worker i's arguments.
+    `server` holds the totals over all workers. Limits apply to each worker; the tree may
+    hold N x Limits.processes processes (plus the forking harness while it forks), and one
+    deadline covers all.
     """
     if n < 1:
         raise ValueError("n must be at least 1")

@@ -6,6 +6,16 @@ import path). The spec comes as JSON on stdin; the result goes to the pipe whose
 spec names (see protocol.py). Everything the harness needs is imported before the
 workspace is appended to the END of sys.path, so a workspace file called json.py,
 psycopg.py or sdtutor.py can neither replace the harness's modules nor a library.
+
+Workers (mode "fork"): one harness imports the client libraries and the learner's module
+once, then forks the N workers. Each worker makes its OWN clients after the fork (no
+socket is shared across a fork), says it is ready on its own result pipe, waits at the
+start barrier, calls the function and sends its one result there; its output goes to its
+own pipe. The forking harness sends each worker's pid to the supervisor and exits at once,
+so the workers become the supervisor's children (it is a subreaper) and it measures them
+itself. Work the learner's module does at import time (and what it prints) happens once,
+in the forking harness, before any worker exists: a connection it opens then would be
+shared by every worker, which is the learner's own doing.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import runpy
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +54,10 @@ def make_client(kind: str, url: str) -> Any:
 
         return pika.BlockingConnection(pika.URLParameters(url))
     raise ValueError(f"no client for a {kind} service")
+
+
+CLIENT_MODULES = {"postgres": "psycopg", "redis": "redis", "rabbitmq": "pika"}
+"""The library make_client imports for each kind (imported before forking workers)."""
 
 
 def close_client(client: Any) -> None:
@@ -81,23 +96,39 @@ def _describe(exc: BaseException) -> str:
         return type(exc).__name__
 
 
-def call(spec: dict[str, Any], result_fd: int) -> None:
-    """Call the learner's function once and write its result frame."""
+def _find_function(spec: dict[str, Any]) -> Callable[..., Any]:
+    workspace = Path(spec["workspace"])
+    sys.path.append(str(workspace))
+    module = _load(workspace, spec["file"])
+    function = getattr(module, spec["function"], None)
+    if not callable(function):
+        raise AttributeError(f"{spec['file']} has no function called {spec['function']}")
+    return function
+
+
+def call(
+    spec: dict[str, Any],
+    result_fd: int,
+    args: list[Any] | None = None,
+    loaded: Callable[..., Any] | BaseException | None = None,
+) -> None:
+    """Call the learner's function once and write its result frame.
+
+    `loaded` is the function (or why it could not be loaded) when a forking harness has
+    loaded the module already; `args` replaces spec["args"] then.
+    """
     clients: list[Any] = []
     frame: bytes
     try:
         for client in spec["clients"]:
             clients.append(make_client(client["kind"], client["url"]))
-        workspace = Path(spec["workspace"])
-        sys.path.append(str(workspace))
-        module = _load(workspace, spec["file"])
-        function = getattr(module, spec["function"], None)
-        if not callable(function):
-            raise AttributeError(f"{spec['file']} has no function called {spec['function']}")
+        if isinstance(loaded, BaseException):
+            raise loaded
+        function = loaded if loaded is not None else _find_function(spec)
         _write_all(result_fd, READY)
         if spec.get("go_fd") is not None:
             os.read(spec["go_fd"], 1)  # the start barrier: wait for the supervisor's "go"
-        value = function(*clients, *spec["args"], **spec["kwargs"])
+        value = function(*clients, *(spec["args"] if args is None else args), **spec["kwargs"])
         frame = encode_result(True, normalise(value))
     except BaseException as exc:  # the learner's code may raise anything, SystemExit too
         try:
@@ -110,6 +141,50 @@ def call(spec: dict[str, Any], result_fd: int) -> None:
     closer = threading.Thread(target=_close_all, args=(clients,), daemon=True)
     closer.start()
     closer.join(CLOSE_WAIT)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+
+
+def fork_workers(spec: dict[str, Any]) -> None:
+    """Load once, fork one worker per spec["workers"] entry, send their pids, and exit."""
+    for kind in {client["kind"] for client in spec["clients"]}:
+        with contextlib.suppress(Exception):  # a missing library fails in make_client
+            importlib.import_module(CLIENT_MODULES.get(kind, ""))
+    loaded: Callable[..., Any] | BaseException
+    try:
+        loaded = _find_function(spec)
+    except BaseException as exc:  # reported by every worker, like a failed import in each
+        loaded = exc
+    workers = spec["workers"]
+    pids_fd = spec["pids_fd"]
+    inherited = {fd for worker in workers for fd in (worker["result_fd"], worker["out_fd"])}
+    for index, worker in enumerate(workers):
+        _flush()  # nothing buffered before the fork is written twice
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                _write_all(worker["result_fd"], encode_result(False, None, f"fork failed: {exc}"))
+            continue
+        if pid == 0:
+            try:
+                os.dup2(worker["out_fd"], 1)
+                os.dup2(worker["out_fd"], 2)
+                for fd in inherited | {pids_fd}:  # only its own result pipe stays open
+                    if fd != worker["result_fd"]:
+                        os.close(fd)
+                call(spec, worker["result_fd"], worker["args"], loaded)
+                _flush()
+            finally:
+                os._exit(0)
+        with contextlib.suppress(OSError):
+            _write_all(pids_fd, b"%d %d\n" % (index, pid))
+    _flush()
+    os._exit(0)
 
 
 def serve(spec: dict[str, Any]) -> int:
@@ -143,11 +218,11 @@ def main() -> None:
     code = 0
     if spec["mode"] == "call":
         call(spec, spec["result_fd"])
+    elif spec["mode"] == "fork":
+        fork_workers(spec)
     else:
         code = serve(spec)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BaseException):
-            stream.flush()
+    _flush()
     # os._exit: atexit hooks and non-daemon threads the learner left behind do not run.
     os._exit(code)
 

@@ -15,6 +15,13 @@ stdout, which no learner process inherits, in JSON lines:
 Its stdin stays open as a lifeline: "term" / "kill" lines stop a service; end-of-file
 (the parent died or gave up) kills everything. Without /proc (not Linux) it falls back
 to killing the harness's process group, and cannot count processes.
+
+Workers: on Linux one harness loads everything once and forks the N workers (see
+harness.py); it sends each worker's pid on a pipe and exits, so the workers are
+re-parented to the supervisor, which reaps them and takes their exit status and CPU time
+itself. A pid line is believed only for a child of the forking harness (or an orphan
+already adopted), once per worker. Each worker has its own output and result pipes, all
+made here. Without a subreaper (not Linux) each worker is a harness of its own, as a call.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ PR_SET_CHILD_SUBREAPER = 36
 _terminated = False
 SCAN_EVERY = 0.05
 DRAIN_FOR = 0.3
+MAX_ORPHANS = 65536
 
 
 def become_subreaper() -> bool:
@@ -52,12 +60,15 @@ def become_subreaper() -> bool:
 
 
 class Child:
-    """One harness process and the pipes the supervisor reads."""
+    """One harness process (or forked worker) and the pipes the supervisor reads."""
 
-    def __init__(self, index: int, proc: subprocess.Popen[bytes], out_r: int, res_r: int) -> None:
+    def __init__(
+        self, index: int, proc: subprocess.Popen[bytes] | None, out_r: int, res_r: int
+    ) -> None:
         self.index = index
         self.proc = proc
-        self.pid = proc.pid
+        self.pid: int | None = proc.pid if proc is not None else None
+        """None for a forked worker until the forking harness names it."""
         self.out_r: int | None = out_r
         self.res_r: int | None = res_r
         self.spec = b""
@@ -94,14 +105,63 @@ class Supervisor:
         self.term_deadline: float | None = None
         self.subreaper = become_subreaper()
         self.error = ""
+        self.forker: Child | None = None
+        """The harness that forks the workers (workers on Linux)."""
+        self.pid_lines = b""
+        self.orphans: dict[int, tuple[int, float, float]] = {}
+        """Reaped pids not (yet) named as workers: (status, cpu, when)."""
 
     # ------------------------------------------------------------------ start
 
     def start(self) -> None:
-        """Start every harness and hand each its spec."""
+        """Start every harness (or the one that forks the workers) and hand each its spec."""
         go_r = None
         if self.mode == "workers":
             go_r, self.go_w = os.pipe()
+        if go_r is not None and self.subreaper and tree.HAVE_PROC:
+            self._start_forker(go_r)
+        else:
+            for index, child_spec in enumerate(self.spec["children"]):
+                out_r, out_w = os.pipe()
+                res_r, res_w = os.pipe()
+                pass_fds = [res_w] + ([go_r] if go_r is not None else [])
+                child_spec = {**child_spec, "result_fd": res_w, "go_fd": go_r}
+                proc = self._spawn(out_w, pass_fds, child_spec)
+                os.close(res_w)
+                self._watch(Child(index, proc, out_r, res_r), child_spec)
+        if go_r is not None:
+            os.close(go_r)
+        os.set_blocking(0, False)
+        self.sel.register(0, selectors.EVENT_READ, None)
+
+    def _start_forker(self, go_r: int) -> None:
+        """One harness that loads once and forks a worker per child spec."""
+        workers = []
+        pass_fds = [go_r]
+        for index, child_spec in enumerate(self.spec["children"]):
+            out_r, out_w = os.pipe()
+            res_r, res_w = os.pipe()
+            workers.append({"args": child_spec["args"], "result_fd": res_w, "out_fd": out_w})
+            pass_fds += [res_w, out_w]
+            child = Child(index, None, out_r, res_r)
+            self.children.append(child)
+            for fd in (out_r, res_r):
+                os.set_blocking(fd, False)
+                self.sel.register(fd, selectors.EVENT_READ, child)
+        pids_r, pids_w = os.pipe()
+        out_r, out_w = os.pipe()
+        common = {k: v for k, v in self.spec["children"][0].items() if k != "args"}
+        spec = {**common, "mode": "fork", "go_fd": go_r, "pids_fd": pids_w, "workers": workers}
+        try:
+            proc = self._spawn(out_w, [*pass_fds, pids_w], spec)
+        finally:
+            for fd in [*pass_fds[1:], pids_w]:
+                os.close(fd)
+        self.forker = Child(-1, proc, out_r, pids_r)
+        self._watch(self.forker, spec, listed=False)
+
+    def _spawn(self, out_w: int, pass_fds: list[int], spec: dict[str, Any]) -> Any:
+        """Start one harness as the learner (closes `out_w` here)."""
         nproc = None
         uid = self.spec.get("uid")
         if uid is not None and self.spec.get("nproc_budget"):
@@ -111,12 +171,8 @@ class Supervisor:
         def preexec() -> None:
             apply_rlimits(limits["cpu_seconds"], limits["memory_mb"], nproc)
 
-        for index, child_spec in enumerate(self.spec["children"]):
-            out_r, out_w = os.pipe()
-            res_r, res_w = os.pipe()
-            pass_fds = [res_w] + ([go_r] if go_r is not None else [])
-            child_spec = {**child_spec, "result_fd": res_w, "go_fd": go_r}
-            proc = subprocess.Popen(
+        try:
+            return subprocess.Popen(
                 self.spec["argv"],
                 stdin=subprocess.PIPE,
                 stdout=out_w,
@@ -132,22 +188,23 @@ class Supervisor:
                     else {}
                 ),
             )
+        finally:
             os.close(out_w)
-            os.close(res_w)
-            child = Child(index, proc, out_r, res_r)
-            assert proc.stdin is not None
-            child.spec = json.dumps(child_spec).encode()
+
+    def _watch(self, child: Child, spec: dict[str, Any], listed: bool = True) -> None:
+        """Read the child's pipes and write its spec to its stdin."""
+        proc = child.proc
+        assert proc is not None and proc.stdin is not None and child.pid is not None
+        child.spec = json.dumps(spec).encode()
+        if listed:
             self.children.append(child)
-            self.by_pid[proc.pid] = child
-            for fd in (out_r, res_r):
-                os.set_blocking(fd, False)
-                self.sel.register(fd, selectors.EVENT_READ, child)
-            os.set_blocking(proc.stdin.fileno(), False)
-            self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, child)
-        if go_r is not None:
-            os.close(go_r)
-        os.set_blocking(0, False)
-        self.sel.register(0, selectors.EVENT_READ, None)
+        self.by_pid[child.pid] = child
+        for fd in (child.out_r, child.res_r):
+            assert fd is not None
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, child)
+        os.set_blocking(proc.stdin.fileno(), False)
+        self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, child)
 
     # ------------------------------------------------------------------ loop
 
@@ -200,7 +257,7 @@ class Supervisor:
         child.spec = child.spec[sent:]
         if not child.spec:
             self.sel.unregister(fd)
-            assert child.proc.stdin is not None
+            assert child.proc is not None and child.proc.stdin is not None
             with contextlib.suppress(OSError):
                 child.proc.stdin.close()
 
@@ -221,6 +278,8 @@ class Supervisor:
             return
         if fd == child.out_r:
             self._keep_output(child, data)
+        elif child is self.forker:
+            self._read_pids(data)
         else:
             if not child.result and data.startswith(READY):
                 child.ready_at = time.monotonic()
@@ -228,6 +287,58 @@ class Supervisor:
                 child.result_over = True
             else:
                 child.result += data
+
+    def _read_pids(self, data: bytes) -> None:
+        """Name workers from the forking harness's "index pid" lines; others are ignored."""
+        self.pid_lines = (self.pid_lines + data)[-65536:]
+        forker = self.forker
+        assert forker is not None
+        while b"\n" in self.pid_lines:
+            line, _, self.pid_lines = self.pid_lines.partition(b"\n")
+            parts = line.split()
+            if len(parts) != 2 or not all(p.isdigit() and len(p) < 10 for p in parts):
+                continue
+            index, pid = int(parts[0]), int(parts[1])
+            if index >= len(self.children) or self.children[index].pid is not None:
+                continue
+            if pid in self.by_pid:
+                continue
+            orphan = self.orphans.pop(pid, None)
+            if orphan is None and tree.parent_of(pid) not in (forker.pid, os.getpid()):
+                continue
+            child = self.children[index]
+            child.pid = pid
+            self.by_pid[pid] = child
+            if orphan is not None:
+                self._ended(child, *orphan)
+
+    def _ended(self, child: Child, status: int, cpu: float, when: float) -> None:
+        child.status = status
+        child.cpu = cpu
+        child.ended_at = when
+        if child.proc is not None:
+            child.proc.returncode = os.waitstatus_to_exitcode(status)
+
+    def _forker_ended(self) -> None:
+        """Read the last pid lines; a worker never named never started: it ends with it."""
+        forker = self.forker
+        assert forker is not None and forker.status is not None
+        while forker.res_r is not None:
+            try:
+                data = os.read(forker.res_r, 65536)
+            except BlockingIOError:
+                break  # not possible once the writer is gone; be safe anyway
+            except OSError:
+                data = b""
+            if not data:
+                self.sel.unregister(forker.res_r)
+                os.close(forker.res_r)
+                forker.res_r = None
+                break
+            self._read_pids(data)
+        for child in self.children:
+            if child.pid is None and child.status is None:
+                self._ended(child, forker.status, 0.0, time.monotonic())
 
     def _keep_output(self, child: Child, data: bytes) -> None:
         child.output_total += len(data)
@@ -259,8 +370,9 @@ class Supervisor:
             elif command.startswith("term"):
                 grace = float(command.split()[1]) if " " in command else 5.0
                 for child in self.children:  # its process group: a server's own workers too
-                    with contextlib.suppress(OSError):
-                        os.killpg(child.pid, signal.SIGTERM)
+                    if child.proc is not None:
+                        with contextlib.suppress(OSError):
+                            os.killpg(child.proc.pid, signal.SIGTERM)
                 self.term_deadline = time.monotonic() + grace
 
     def _reap(self) -> None:
@@ -271,26 +383,34 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            cpu, now = usage.ru_utime + usage.ru_stime, time.monotonic()
             child = self.by_pid.get(pid)
-            if child is not None and child.status is None:
-                child.status = status
-                child.cpu = usage.ru_utime + usage.ru_stime
-                child.ended_at = time.monotonic()
-                child.proc.returncode = os.waitstatus_to_exitcode(status)
-                if self.mode == "service":
-                    code = child.proc.returncode
-                    self._emit({"t": "exit", "i": child.index, "exit_code": code})
+            if child is None:
+                # Maybe a worker whose pid line is still unread (bounded: a learner's own
+                # processes are reaped here too).
+                if self.forker is not None and len(self.orphans) < MAX_ORPHANS:
+                    self.orphans[pid] = (status, cpu, now)
+                continue
+            if child.status is not None:
+                continue
+            self._ended(child, status, cpu, now)
+            if child is self.forker:
+                self._forker_ended()
+            elif self.mode == "service" and child.proc is not None:
+                code = child.proc.returncode
+                self._emit({"t": "exit", "i": child.index, "exit_code": code})
 
     def _scan(self) -> None:
         if not tree.HAVE_PROC:
             return
         live = tree.descendants(os.getpid())
         self.max_processes = max(self.max_processes, len(live))
-        allowed = self.limits["processes"] * len(self.children)
+        # Each worker may hold Limits.processes; the forking harness is one more.
+        allowed = self.limits["processes"] * len(self.children) + (self.forker is not None)
         if len(live) > allowed:
             self.stop_reason, self.limit = "processes", "processes"
         for child in self.children:
-            if child.status is None:
+            if child.status is None and child.pid is not None:
                 child.peak_kb = max(child.peak_kb, tree.vm_peak_kb([child.pid]))
 
     def _maybe_release(self) -> None:
@@ -309,18 +429,19 @@ class Supervisor:
         for key in list(self.sel.get_map().values()):
             if key.data is None or key.events & selectors.EVENT_WRITE:
                 self.sel.unregister(key.fd)
-        harness_pids = {c.pid for c in self.children}
+        harness_pids = {c.pid for c in self._everyone() if c.pid is not None}
         killed: set[int] = set()
         if tree.HAVE_PROC:
             killed = tree.kill_tree(os.getpid(), self._reap)
-        for child in self.children:  # the process group: the only sweep without /proc
-            with contextlib.suppress(OSError):
-                os.killpg(child.pid, signal.SIGKILL)
+        for child in self._everyone():  # the process group: the only sweep without /proc
+            if child.proc is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
         swept = tree.kill_token(self.spec["token"]) if self.spec.get("token") else 0
         self._reap()
         self._drain()
-        for child in self.children:
-            if child.status is None:  # killed but not yet reaped
+        for child in self._everyone():
+            if child.status is None and child.pid is not None:  # killed but not yet reaped
                 with contextlib.suppress(ChildProcessError):
                     _, status, usage = os.wait4(child.pid, 0)
                     child.status = status
@@ -331,17 +452,24 @@ class Supervisor:
     def _drain(self) -> None:
         until = time.monotonic() + DRAIN_FOR
         while time.monotonic() < until:
-            open_fds = [fd for c in self.children for fd in (c.out_r, c.res_r) if fd is not None]
+            open_fds = [fd for c in self._everyone() for fd in (c.out_r, c.res_r) if fd is not None]
             if not open_fds:
                 return
             for key, events in self.sel.select(max(0.0, until - time.monotonic())):
                 if key.data is not None and events & selectors.EVENT_READ:
                     self._read_child(key.data, int(key.fd))
 
+    def _everyone(self) -> list[Child]:
+        return self.children + ([self.forker] if self.forker is not None else [])
+
     def _report(self, killed: int) -> dict[str, Any]:
         children = []
+        # What the forking harness printed (the module's import) heads every worker's output.
+        head = bytes(self.forker.output) if self.forker is not None else b""
+        head_total = self.forker.output_total if self.forker is not None else 0
         for child in self.children:
             exit_code = None if child.status is None else os.waitstatus_to_exitcode(child.status)
+            output = (head + bytes(child.output))[: self.limits["output_bytes"]]
             start = self.released_at or child.ready_at or child.started
             children.append(
                 {
@@ -349,8 +477,8 @@ class Supervisor:
                     "limit": self._limit_of(child, exit_code),
                     "result": base64.b64encode(bytes(child.result)).decode(),
                     "result_over": child.result_over,
-                    "output": bytes(child.output).decode("utf-8", errors="replace"),
-                    "output_truncated": child.output_total > len(child.output)
+                    "output": output.decode("utf-8", errors="replace"),
+                    "output_truncated": head_total + child.output_total > len(output)
                     and self.mode != "service",
                     "seconds": round((child.ended_at or time.monotonic()) - start, 6),
                     "cpu": round(child.cpu, 3),

@@ -72,6 +72,17 @@ def kill_tree(root: int, reap: Callable[[], object] = lambda: None, rounds: int 
     return killed
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a live or zombie process; None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split(b" ", 2)
+    return int(fields[1])
+
+
 def pids_with_token(token: str) -> list[int]:
     """Processes whose environment carries `token` (only those this user may read)."""
     needle = token.encode()
