@@ -69,6 +69,10 @@ class _Manager:
     def delete_namespace(self, names: Names) -> None:
         raise NotImplementedError
 
+    def set_password(self, names: Names, password: str) -> None:
+        """Give the lab's existing user this password (made again if it went missing)."""
+        raise NotImplementedError
+
     def listing(self, vhost: str) -> dict[str, list[dict[str, Any]]]:
         """Exchanges, queues and bindings of a vhost."""
         raise NotImplementedError
@@ -105,6 +109,14 @@ class _CtlManager(_Manager):
             self.server.ctl("delete_vhost", names.vhost)
         if names.role in {row.get("user") for row in self._json("list_users")}:
             self.server.ctl("delete_user", names.role)
+
+    def set_password(self, names: Names, password: str) -> None:
+        # Each rabbitmqctl call starts an Erlang VM (about a second): one call, not four.
+        try:
+            self.server.ctl("change_password", names.role, stdin=password + "\n")
+        except ProviderError:
+            self.server.ctl("add_user", names.role, stdin=password + "\n")
+            self.server.ctl("set_permissions", "-p", names.vhost, names.role, ".*", ".*", ".*")
 
     def listing(self, vhost: str) -> dict[str, list[dict[str, Any]]]:
         return {
@@ -172,6 +184,13 @@ class _HttpManager(_Manager):
         self._call("DELETE", f"/vhosts/{quote(names.vhost, safe='')}")
         self._call("DELETE", f"/users/{quote(names.role, safe='')}")
 
+    def set_password(self, names: Names, password: str) -> None:
+        vhost, user = quote(names.vhost, safe=""), quote(names.role, safe="")
+        self._call("PUT", f"/users/{user}", {"password": password, "tags": ""})
+        self._call(
+            "PUT", f"/permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
+        )
+
     def listing(self, vhost: str) -> dict[str, list[dict[str, Any]]]:
         v = quote(vhost, safe="")
         return {
@@ -221,13 +240,25 @@ class RabbitMQKind(ServiceKind):
                     f"The RabbitMQ vhost {names.vhost} was not made by this sdtutor home.",
                     "Use another SDTUTOR_HOME.",
                 )
-            if fresh and description is not None:
-                mgr.delete_namespace(names)
             password = str(target.handle.get("password") or "") or secrets.token_urlsafe(18)
-            progress(f"Creating the RabbitMQ vhost {names.vhost}", None)
-            mgr.add_namespace(names, password)
-            url = url_with_login(target.admin_url, names.role, password)
-            return Access(with_vhost(url, names.vhost), "", {PREFIX_ENV: ""})
+            url = with_vhost(url_with_login(target.admin_url, names.role, password), names.vhost)
+            listed = target.lab.resources.get(target.instance)
+            if description is not None and fresh and not listed:
+                mgr.delete_namespace(names)
+                description = None
+            if description is None:
+                progress(f"Creating the RabbitMQ vhost {names.vhost}", None)
+                mgr.add_namespace(names, password)
+            else:
+                # The vhost stays; its listed exchanges and queues go (fewer broker calls).
+                mgr.set_password(names, password)
+                if fresh:
+                    conn = connect(url)
+                    try:
+                        self._delete_resources(conn, target, prefix="")
+                    finally:
+                        conn.close()
+            return Access(url, "", {PREFIX_ENV: ""})
         conn = connect(target.admin_url)
         try:
             if fresh:
@@ -245,12 +276,13 @@ class RabbitMQKind(ServiceKind):
         return Access(target.admin_url, names.amqp_prefix, {PREFIX_ENV: names.amqp_prefix}, note)
 
     @staticmethod
-    def _delete_resources(conn: Any, target: Target) -> None:
-        """Delete the exchanges and queues lab.yaml lists, under this lab's prefix."""
+    def _delete_resources(conn: Any, target: Target, prefix: str | None = None) -> None:
+        """Delete the exchanges and queues lab.yaml lists, under this lab's prefix (none
+        in a vhost of the lab's own)."""
         import pika.exceptions
 
         listed = target.lab.resources.get(target.instance, {})
-        prefix = target.names.amqp_prefix
+        prefix = target.names.amqp_prefix if prefix is None else prefix
         for what in ("queues", "exchanges"):
             for name in listed.get(what, ()):
                 channel = conn.channel()
