@@ -6,11 +6,11 @@ acknowledging them, so they go back to the queue (marked redelivered) when it en
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from typing import Any
 
 from sdtutor.services.base import Access
+from sdtutor.services.prompt import commands
 
 HELP = """Commands (names without the prefix are fine):
   exchanges | queues | bindings      what the lab's vhost holds
@@ -32,31 +32,15 @@ def prompt(access: Access, listing: Listing | None = None, known: list[str] | No
     where = f" (names start with {access.prefix})" if access.prefix else ""
     print(f"RabbitMQ{where}. {HELP}")
     try:
-        while True:
-            try:
-                line = input("amqp> ").strip()
-            except EOFError:
-                print()
-                return 0
-            except KeyboardInterrupt:
-                print()
-                continue
-            if not line:
-                continue
-            try:
-                words = shlex.split(line)
-            except ValueError as exc:
-                print(f"(error) {exc}")
-                continue
+        for words in commands("amqp> "):
             command, args = words[0].lower(), words[1:]
-            if command in ("quit", "exit", "\\q"):
-                return 0
             try:
                 print(_run(conn, access.prefix, command, args, listing, known or []))
             except pika.exceptions.ChannelClosed as exc:
                 print(f"(refused) {exc.reply_text}")
             except (IndexError, ValueError):
                 print(HELP)
+        return 0
     finally:
         conn.close()
 

@@ -215,32 +215,20 @@ def builtin_prompt(access: Access) -> int:
     """A small Redis prompt: one command per line, quoted like a shell."""
     import redis
 
+    from sdtutor.services.prompt import commands
+
     # The server's own replies, as redis-cli shows them: RESP2 (redis-py 8 speaks RESP3,
     # whose maps and sets come back as dicts and sets), and no response callbacks (they
     # turn OK into True and a hash into a dict).
     conn = client(access.url, protocol=2)
     conn.response_callbacks.clear()
     print(f"Redis, keys under {access.prefix}. One command per line; QUIT or Ctrl-D to leave.")
-    while True:
+    for words in commands("redis> "):
         try:
-            line = input("redis> ").strip()
-        except EOFError:
-            print()
-            return 0
-        except KeyboardInterrupt:
-            print()
-            continue
-        if not line:
-            continue
-        if line.upper() in ("QUIT", "EXIT"):
-            return 0
-        try:
-            words = shlex.split(line)
             print(_format(conn.execute_command(*words)))
-        except ValueError as exc:
-            print(f"(error) {exc}")
         except redis.RedisError as exc:
             print(f"(error) {exc}")
+    return 0
 
 
 STATUS_REPLIES = ("OK", "PONG", "QUEUED")
