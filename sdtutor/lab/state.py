@@ -49,7 +49,9 @@ class LabState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabState:
         endpoints = {k: Endpoint(**v) for k, v in data.get("endpoints", {}).items()}
-        access = {k: Access.from_json(v) for k, v in data.get("access", {}).items()}
+        # Files written before 0.2 kept bare URLs under "urls".
+        raw = data.get("access") or data.get("urls") or {}
+        access = {k: Access.from_json(v) for k, v in raw.items()}
         return cls(
             topic=data["topic"],
             provider=data["provider"],
