@@ -303,3 +303,26 @@ def test_shell_file_reports_a_refused_statement_and_a_missing_file(
         assert "Traceback" not in bad.stderr + missing.stderr
     finally:
         sdtutor("lab", "stop", "indexing", "--purge", env=env)
+
+
+def test_a_start_after_stop_copies_the_seed_and_applies_the_learners_files_again(
+    external_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = external_env
+    workspace = tmp_path / "ws"
+    assert sdtutor("lab", "start", "indexing", "-w", str(workspace), env=env).returncode == 0
+    try:
+        shutil.copyfile(LAB / "solution" / "indexes.sql", workspace / "indexes.sql")
+        assert sdtutor("lab", "stop", "indexing", env=env).returncode == 0
+        again = sdtutor("lab", "start", "indexing", env=env)
+        assert again.returncode == 0, again.stderr
+        out = plain(again.stdout)
+        # No seeding (a copy of the template), no task text again, the work kept.
+        assert "Lab resumed" in out and "as you left it" in out
+        assert "Applied your indexes.sql again (2 statements)" in out
+        assert "Loading 199,500 orders" not in plain(again.stderr)
+        _, report = _check(env)
+        by_id = {c["id"]: c for c in report["checks"]}
+        assert by_id["latest-orders"]["passed"] and by_id["pending-queue"]["passed"]
+    finally:
+        sdtutor("lab", "stop", "indexing", "--purge", env=env)

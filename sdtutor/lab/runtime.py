@@ -177,8 +177,9 @@ def start(
     workspace: Path | None = None,
     progress: Progress = no_progress,
 ) -> tuple[LabState, bool, list[str]]:
-    """Start a lab (or bring a stopped one back); returns its state, whether it is new,
-    and notes for the learner (their edited files applied again, say).
+    """Start a lab (or bring a stopped one back); returns its state, whether it is new
+    (its workspace made just now), and notes for the learner (their workspace kept and
+    their edited files applied again, say).
 
     Raises ProviderError / LabError with what to do; on any failure or Ctrl-C, what this
     call created is removed again.
@@ -209,6 +210,7 @@ def start(
             .resolve()
         )
         created_ws = not ws.exists()
+        returning = (ws / "README.md").is_file()  # this workspace has held the lab before
         endpoints: dict[str, Endpoint] = {}
         notes: list[str] = []
         try:
@@ -219,8 +221,8 @@ def start(
             ws.mkdir(parents=True, exist_ok=True)
             _copy_files(lab, ws, overwrite=False)
             lab_state = LabState(slug, provider.name, str(ws), endpoints, access, now())
-            if existing is None and not created_ws:
-                notes = _reapply(lab, lab_state)
+            if existing is None and returning:
+                notes = [f"Your workspace is as you left it: {ws}", *_reapply(lab, lab_state)]
             state.save(lab_state)
         except BaseException:
             with _no_interrupts():
@@ -234,7 +236,7 @@ def start(
             raise
     with ProgressStore() as store:
         store.lab_started(slug, str(ws), provider.name)
-    return lab_state, existing is None, notes
+    return lab_state, existing is None and not returning, notes
 
 
 def require_state(topic: Topic) -> LabState:
