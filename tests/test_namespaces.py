@@ -187,3 +187,22 @@ def test_rabbitmq_on_a_shared_vhost_keeps_to_the_prefix(tmp_path: Path, names: N
     finally:
         conn.channel().queue_delete("sdtutor-test-outside.jobs")
         conn.close()
+
+
+def test_redis_keys_of_another_home_are_never_deleted(tmp_path: Path, names: Names) -> None:
+    import redis
+
+    lab = tiny_lab(tmp_path, {"cache": "redis"})
+    target = Target(REDIS, names, "cache", lab)
+    admin = redis.Redis.from_url(REDIS, decode_responses=True)
+    admin.set(names.marker_key, "a learner's own key")
+    admin.set(names.key_prefix + "theirs", "keep")
+    try:
+        with pytest.raises(ProviderError, match="did not make it"):
+            kind("redis").provision(target, fresh=True)
+        with pytest.raises(ProviderError, match="did not make it"):
+            kind("redis").teardown(target)
+        assert admin.get(names.key_prefix + "theirs") == "keep"
+    finally:
+        admin.delete(names.marker_key, names.key_prefix + "theirs")
+        admin.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sdtutor.errors import UsageError
+from sdtutor.errors import ProviderError, UsageError
 from sdtutor.providers.base import Progress, no_progress
 from sdtutor.services.names import Names
 
@@ -135,6 +135,17 @@ class ServiceKind(ABC):
         raise UsageError(f"sdtutor does not apply files to {self.title}.")
 
 
+def refuse_foreign(names: Names, what: str, marker: str | None) -> None:
+    """Raise ProviderError when `what` exists (a marker was found, even an empty one) and
+    its marker does not say this home made it; sdtutor never touches such a thing."""
+    if marker is not None and not names.owns(marker):
+        raise ProviderError(
+            f"The {what} exists, but this sdtutor home did not make it "
+            f"(its marker: {marker or 'none'}). sdtutor leaves it alone.",
+            "Use the SDTUTOR_HOME that made it, or remove it yourself if you know it is yours.",
+        )
+
+
 def url_with_login(url: str, user: str, password: str, path: str | None = None) -> str:
     """The same server URL as another login (and, if given, with another path)."""
     from urllib.parse import quote, urlsplit, urlunsplit
@@ -166,4 +177,12 @@ def kind(name: str) -> ServiceKind:
     return cls()
 
 
-__all__ = ["KIND_NAMES", "Access", "ServiceKind", "Target", "kind", "url_with_login"]
+__all__ = [
+    "KIND_NAMES",
+    "Access",
+    "ServiceKind",
+    "Target",
+    "kind",
+    "refuse_foreign",
+    "url_with_login",
+]

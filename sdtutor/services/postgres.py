@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from sdtutor.errors import LabError, ProviderError
 from sdtutor.providers.base import Progress, no_progress
 from sdtutor.providers.external import redact
-from sdtutor.services.base import Access, ServiceKind, Target, url_with_login
+from sdtutor.services.base import Access, ServiceKind, Target, refuse_foreign, url_with_login
 from sdtutor.services.names import Names
 
 
@@ -236,15 +236,6 @@ def _set_marker(conn: Any, what: str, name: str, text: str) -> None:
     )
 
 
-def _refuse_foreign(names: Names, what: str, marker: str | None) -> None:
-    if marker is not None and not names.owns(marker):
-        raise ProviderError(
-            f"The PostgreSQL {what} exists, but this sdtutor home did not make it "
-            f"(its marker: {marker or 'none'}). sdtutor leaves it alone.",
-            "Use another SDTUTOR_HOME, or remove it yourself if you know it is yours.",
-        )
-
-
 class PostgresKind(ServiceKind):
     """PostgreSQL: a lab role owning a database copied from a seeded template."""
 
@@ -270,7 +261,7 @@ class PostgresKind(ServiceKind):
         with admin(target.admin_url) as conn:
             password = self._ensure_role(conn, names, target.handle.get("password"))
             template_marker = _marker(conn, names.template)
-            _refuse_foreign(names, f"database {names.template}", template_marker)
+            refuse_foreign(names, f"PostgreSQL database {names.template}", template_marker)
             if template_marker != names.marker("seeded"):
                 if template_marker is not None:
                     _drop(conn, names.template)
@@ -287,7 +278,7 @@ class PostgresKind(ServiceKind):
                 _set_marker(conn, "DATABASE", names.template, names.marker("seeded"))
                 fresh = True
             marker = _marker(conn, names.database)
-            _refuse_foreign(names, f"database {names.database}", marker)
+            refuse_foreign(names, f"PostgreSQL database {names.database}", marker)
             if fresh or marker != names.marker("ready"):
                 progress(f"Copying the seeded data into {names.database}", None)
                 if marker is not None:
@@ -307,7 +298,7 @@ class PostgresKind(ServiceKind):
             "WHERE rolname = %s",
             (names.role,),
         ).fetchone()
-        _refuse_foreign(names, f"role {names.role}", None if row is None else str(row[0]))
+        refuse_foreign(names, f"PostgreSQL role {names.role}", None if row is None else str(row[0]))
         password = password or secrets.token_urlsafe(18)
         verb = "CREATE" if row is None else "ALTER"
         conn.execute(
@@ -340,7 +331,7 @@ class PostgresKind(ServiceKind):
         with admin(target.admin_url) as conn:
             for dbname in (names.database, names.template):
                 marker = _marker(conn, dbname)
-                _refuse_foreign(names, f"database {dbname}", marker)
+                refuse_foreign(names, f"PostgreSQL database {dbname}", marker)
                 # A half-seeded template (Ctrl-C, a failed seed) is never worth keeping.
                 keep = dbname == names.template and marker == names.marker("seeded")
                 if marker is not None and (purge or not keep):

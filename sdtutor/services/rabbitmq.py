@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from sdtutor.errors import ProviderError
 from sdtutor.providers.base import Progress, no_progress
 from sdtutor.providers.external import redact
-from sdtutor.services.base import Access, ServiceKind, Target, url_with_login
+from sdtutor.services.base import Access, ServiceKind, Target, refuse_foreign, url_with_login
 from sdtutor.services.names import Names
 
 PREFIX_ENV = "AMQP_NAME_PREFIX"
@@ -235,11 +235,7 @@ class RabbitMQKind(ServiceKind):
         mgr = manager(target)
         if mgr is not None:
             description = mgr.vhost_description(names.vhost)
-            if description is not None and not names.owns(description):
-                raise ProviderError(
-                    f"The RabbitMQ vhost {names.vhost} was not made by this sdtutor home.",
-                    "Use another SDTUTOR_HOME.",
-                )
+            refuse_foreign(names, f"RabbitMQ vhost {names.vhost}", description)
             password = str(target.handle.get("password") or "") or secrets.token_urlsafe(18)
             url = with_vhost(url_with_login(target.admin_url, names.role, password), names.vhost)
             listed = target.lab.resources.get(target.instance)
@@ -305,12 +301,7 @@ class RabbitMQKind(ServiceKind):
             description = mgr.vhost_description(names.vhost)
             if description is None:
                 return
-            if not names.owns(description):
-                raise ProviderError(
-                    f"The RabbitMQ vhost {names.vhost} was not made by this sdtutor home; "
-                    "sdtutor leaves it alone.",
-                    "Use the SDTUTOR_HOME that started the lab.",
-                )
+            refuse_foreign(names, f"RabbitMQ vhost {names.vhost}", description)
             mgr.delete_namespace(names)
             return
         conn = connect(target.admin_url)

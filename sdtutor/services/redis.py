@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from sdtutor.errors import LabError, ProviderError
 from sdtutor.providers.base import Progress, no_progress
 from sdtutor.providers.external import redact
-from sdtutor.services.base import Access, ServiceKind, Target, url_with_login
+from sdtutor.services.base import Access, ServiceKind, Target, refuse_foreign, url_with_login
 from sdtutor.services.names import Names
 
 PREFIX_ENV = "REDIS_KEY_PREFIX"
@@ -115,11 +115,7 @@ class RedisKind(ServiceKind):
         conn = _admin(target.admin_url)
         try:
             marker = conn.get(names.marker_key)
-            if marker is not None and not names.owns(marker):
-                raise ProviderError(
-                    f"The Redis key {names.marker_key} was not made by this sdtutor home.",
-                    "Use another SDTUTOR_HOME.",
-                )
+            refuse_foreign(names, f"Redis key {names.marker_key}", marker)
             password = str(target.handle.get("password") or "") or _new_password()
             note = ""
             try:
@@ -170,12 +166,7 @@ class RedisKind(ServiceKind):
             marker = conn.get(names.marker_key)
             if marker is None:
                 return
-            if not names.owns(marker):
-                raise ProviderError(
-                    f"The Redis key {names.marker_key} was not made by this sdtutor home; "
-                    "sdtutor leaves the keys alone.",
-                    "Use the SDTUTOR_HOME that started the lab.",
-                )
+            refuse_foreign(names, f"Redis key {names.marker_key}", marker)
             delete_prefix(conn, names.key_prefix)
             # No ACL on this server: there was no user to delete.
             with contextlib.suppress(redis.ResponseError):
