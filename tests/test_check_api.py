@@ -19,7 +19,6 @@ import pytest
 
 from sdtutor.content.loader import load_lab
 from sdtutor.content.models import LabSpec
-from sdtutor.lab import postgres
 from sdtutor.lab.checks import (
     APPLICATION_NAME,
     CannotCheck,
@@ -29,6 +28,7 @@ from sdtutor.lab.checks import (
     run_checks,
 )
 from sdtutor.lab.results import CheckResult
+from sdtutor.services import postgres
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

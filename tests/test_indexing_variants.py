@@ -19,9 +19,9 @@ import yaml
 
 from sdtutor.content.loader import load_lab
 from sdtutor.content.models import LabSpec
-from sdtutor.lab import postgres
 from sdtutor.lab.checks import run_checks
 from sdtutor.lab.results import CheckResult
+from sdtutor.services import postgres
 from tests.conftest import REPO
 
 LAB = REPO / "labs" / "07-indexing"

@@ -27,7 +27,7 @@ HELP = """Type SQL ending with ; (it may span lines). Also:
 def run_file(url: str, path: Path) -> None:
     """Run every statement of a SQL file, printing what each did; stop at the first error."""
     from sdtutor.cli.ui import console, err
-    from sdtutor.lab.postgres import StatementRefused, run_statements
+    from sdtutor.services.postgres import StatementRefused, run_statements
 
     ran = 0
     try:
@@ -102,7 +102,7 @@ def builtin_prompt(url: str) -> int:
     import psycopg
 
     from sdtutor.cli.ui import console
-    from sdtutor.lab.postgres import connect
+    from sdtutor.services.postgres import connect
 
     with connect(url, autocommit=True) as conn:
         dbname = conn.info.dbname
