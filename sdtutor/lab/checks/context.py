@@ -72,18 +72,7 @@ class CheckContext:
             if instance not in self.urls:
                 raise CannotCheck(f"this lab has no service named '{instance}'")
             return self.urls[instance]
-        if kind in self.urls:
-            return self.urls[kind]
-        found = [u for u in self.urls.values() if urlsplit(u).scheme in _SCHEMES.get(kind, ())]
-        if not found:
-            raise CannotCheck(f"this lab has no {_LABELS.get(kind, kind)} service")
-        if len(found) > 1:
-            names = ", ".join(n for n, u in self.urls.items() if u in found)
-            raise CannotCheck(
-                f"this lab has several {_LABELS.get(kind, kind)} services ({names}): "
-                "the check must name one"
-            )
-        return found[0]
+        return self.urls[self._instance(kind)]
 
     def remaining(self) -> float | None:
         """Seconds left before the run's deadline (None: no deadline)."""
@@ -323,10 +312,13 @@ class CheckContext:
         if name in self.urls:
             return name
         found = [n for n in self.urls if self._kind(n) == name]
-        if len(found) != 1:
+        label = _LABELS.get(name, name)
+        if not found:
+            raise CannotCheck(f"this lab has no {label} service")
+        if len(found) > 1:
             raise CannotCheck(
-                f"this lab has {'no' if not found else 'several'} {_LABELS.get(name, name)} "
-                "service(s): the check must name one of " + ", ".join(self.urls)
+                f"this lab has several {label} services ({', '.join(found)}): "
+                "the check must name one"
             )
         return found[0]
 
@@ -516,11 +508,10 @@ class CheckContext:
             return self.prefixes[instance]
         if kind in self.prefixes:
             return self.prefixes[kind]
-        schemes = _SCHEMES.get(kind, ())
         found = {
             self.prefixes[name]
-            for name, url in self.urls.items()
-            if name in self.prefixes and urlsplit(url).scheme in schemes
+            for name in self.urls
+            if name in self.prefixes and self._kind(name) == kind
         }
         return found.pop() if len(found) == 1 else ""
 
