@@ -436,8 +436,9 @@ def test_lab_yaml_time_limit_not_a_number(tmp_path: Path) -> None:
 
 def test_case_yaml_without_fails(tmp_path: Path) -> None:
     lab_dir = make_lab(tmp_path, case_yaml="summary: No index at all.\n")
+    lab = load_lab(lab_dir)  # a learner's commands never read the cases
     with pytest.raises(ContentError) as info:
-        load_lab(lab_dir)
+        lab.wrong  # noqa: B018
     case_file = lab_dir / "wrong" / "no-index" / "case.yaml"
     assert_at(info.value, case_file, 1, "missing field 'fails'")
 
@@ -446,6 +447,6 @@ def test_case_yaml_with_empty_fails(tmp_path: Path) -> None:
     text = "summary: No index at all.\nfails: []\n"
     lab_dir = make_lab(tmp_path, case_yaml=text)
     with pytest.raises(ContentError) as info:
-        load_lab(lab_dir)
+        load_lab(lab_dir).wrong  # noqa: B018
     case_file = lab_dir / "wrong" / "no-index" / "case.yaml"
     assert_at(info.value, case_file, 2, "at least one check")

@@ -317,6 +317,7 @@ def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[P
     cases = sorted((lab_dir / "wrong").glob("*/case.yaml"))
     try:
         lab = load_lab(lab_dir)
+        lab.wrong  # noqa: B018 - read now, so a broken case.yaml is reported like lab.yaml
     except ContentError as exc:
         return None, [
             _from_error(exc),

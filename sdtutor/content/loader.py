@@ -326,7 +326,8 @@ def _str_list(
     return tuple(value)
 
 
-def _wrong_cases(ctx: _Ctx, lab_dir: Path) -> tuple[WrongCase, ...]:
+def load_wrong_cases(lab_dir: Path) -> tuple[WrongCase, ...]:
+    """A lab's wrong/ cases, each from its case.yaml (LabSpec.wrong reads them)."""
     cases = []
     wrong_dir = lab_dir / "wrong"
     if not wrong_dir.is_dir():
@@ -435,7 +436,7 @@ def _resources(
 
 
 def load_lab(lab_dir: Path) -> LabSpec:
-    """Parse a lab folder's lab.yaml (and its wrong/ cases)."""
+    """Parse a lab folder's lab.yaml (its wrong/ cases are read when first asked)."""
     path = lab_dir / "lab.yaml"
     ctx = _Ctx(path)
     data = ctx.mapping(read_yaml(path), "lab.yaml")
@@ -472,7 +473,6 @@ def load_lab(lab_dir: Path) -> LabSpec:
         apply=_str_list(ctx, data, "apply", []),
         checks=tuple(checks),
         hints=_str_list(ctx, data, "hints"),
-        wrong=_wrong_cases(ctx, lab_dir),
         time_limit=float(time_limit),
         limits=_limits(ctx, data),
         resources=_resources(ctx, data, instances),
@@ -485,5 +485,6 @@ __all__ = [
     "load_lab",
     "load_lesson",
     "load_quiz",
+    "load_wrong_cases",
     "read_yaml",
 ]

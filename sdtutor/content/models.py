@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,7 +124,6 @@ class LabSpec:
     apply: tuple[str, ...]
     checks: tuple[CheckSpec, ...]
     hints: tuple[str, ...]
-    wrong: tuple[WrongCase, ...] = field(default=())
     time_limit: float = 20.0
     limits: Limits = field(default_factory=Limits)
     resources: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -141,6 +141,14 @@ class LabSpec:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+    @cached_property
+    def wrong(self) -> tuple[WrongCase, ...]:
+        """The wrong/ cases, read when first asked (a learner's commands never ask; a
+        broken case.yaml is a ContentError naming file and line)."""
+        from sdtutor.content.loader import load_wrong_cases
+
+        return load_wrong_cases(self.path)
 
     @property
     def readme(self) -> Path:

@@ -46,7 +46,7 @@ def select(requested: str | None, instances: Sequence[InstanceSpec]) -> Provider
     if name:
         cls = provider_class(name)
         check_supports(cls, instances)
-        available = cls.availability()
+        available = cls.availability({i.kind for i in instances})
         if not available.ok:
             raise ProviderError(
                 f"The {name} provider cannot run here: {available.detail}", available.fix

@@ -9,7 +9,7 @@ only in where a server comes from: a container, a private local instance, or a U
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,8 +65,9 @@ class Provider(ABC):
 
     @classmethod
     @abstractmethod
-    def availability(cls) -> Availability:
-        """Say whether this provider can work here; must be cheap and never raise."""
+    def availability(cls, kinds: Collection[str] | None = None) -> Availability:
+        """Say whether this provider can work here (for `kinds`, else for any kind); must
+        be cheap and never raise."""
 
     @abstractmethod
     def start(

@@ -37,7 +37,7 @@ import secrets
 import socket
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
@@ -815,7 +815,7 @@ class DockerProvider(Provider):
         self._client: Any = None
 
     @classmethod
-    def availability(cls) -> Availability:
+    def availability(cls, kinds: Collection[str] | None = None) -> Availability:
         """Ping the engine within a few seconds; never raises."""
         try:
             import docker  # costly import, only when Docker is considered

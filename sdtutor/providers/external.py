@@ -7,7 +7,7 @@ namespace on these servers and removes only that.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from sdtutor.errors import ProviderError
@@ -44,7 +44,7 @@ class ExternalProvider(Provider):
     separate_servers = False
 
     @classmethod
-    def availability(cls) -> Availability:
+    def availability(cls, kinds: Collection[str] | None = None) -> Availability:
         given = tuple(s for s, var in URL_VARIABLES.items() if os.environ.get(var))
         if not given:
             return Availability(

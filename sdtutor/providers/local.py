@@ -15,7 +15,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,10 +55,14 @@ class LocalProvider(Provider):
     restarts_servers = True
 
     @classmethod
-    def availability(cls) -> Availability:
+    def availability(cls, kinds: Collection[str] | None = None) -> Availability:
         from sdtutor.services.local import SERVERS
 
-        found = {kind: server.find_binaries() for kind, server in SERVERS.items()}
+        found = {
+            kind: server.find_binaries()
+            for kind, server in SERVERS.items()
+            if kinds is None or kind in kinds
+        }
         usable = tuple(kind for kind, a in found.items() if a.ok)
         detail = "; ".join(a.detail for a in found.values())
         fix = " ".join(a.fix for a in found.values() if not a.ok and a.fix)
@@ -99,9 +103,7 @@ class LocalProvider(Provider):
                         delay = int(instance.settings.get("recovery_min_apply_delay_ms", "0"))
                         url = server.ensure_replica(primary, delay, progress)
                     else:
-                        if not was_running:
-                            progress(f"Starting the local {server.label} server", None)
-                        url = server.ensure_running(progress)
+                        url = server.ensure_running(progress)  # it reports its own steps
                     if not was_running:
                         started.append(server)
                     labs = set(server.state().get(LABS, [])) | {lab}
