@@ -11,7 +11,8 @@
 3. Seed once, copy after: `lab start` after `lab stop`, and `lab reset`, copy the seeded
    template instead of seeding (budget: within 0.5x of the psql seed).
 
-Medians of interleaved runs, so a busy moment on the machine hits both sides alike.
+Medians of interleaved runs, so a busy moment on the machine hits both sides alike; each
+run starts after `sync`, so none pays for the previous run's writes.
 Prints numbers; it asserts nothing (timings on a shared laptop are not tests).
 """
 
@@ -33,6 +34,9 @@ SETUP = REPO / "labs" / "07-indexing" / "setup.sql"
 
 
 def timed(fn: Callable[[], object]) -> float:
+    # Each run starts with no writes pending: otherwise the disk is still flushing the
+    # previous run's 30-60 MB when this one writes, and whichever side runs second pays.
+    os.sync()
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -49,10 +53,15 @@ def compare(
     runs: int,
     budget: float,
     after: Callable[[], object] | None = None,
+    baseline_after: Callable[[], object] | None = None,
 ) -> None:
+    """Interleave the two; `baseline_after` and `after` clean up after each side,
+    untimed, so neither side pays for what the other left behind."""
     base_times, cand_times = [], []
     for _ in range(runs):
         base_times.append(timed(baseline))
+        if baseline_after:
+            baseline_after()
         cand_times.append(timed(candidate))
         if after:
             after()
@@ -103,19 +112,15 @@ def main() -> None:
         ws = Path(home) / "ws"
 
         def raw_seed(server: str = opts.postgres) -> None:
-            run(
-                [
-                    psql,
-                    server,
-                    "-q",
-                    "-c",
-                    "DROP DATABASE IF EXISTS sdtutor_bench_raw",
-                    "-c",
-                    "CREATE DATABASE sdtutor_bench_raw",
-                ]
-            )
+            run([psql, server, "-q", "-c", "CREATE DATABASE sdtutor_bench_raw"])
             raw_db = server.rsplit("/", 1)[0] + "/sdtutor_bench_raw"
             run([psql, raw_db, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(SETUP)])
+
+        def raw_drop(server: str = opts.postgres) -> Callable[[], None]:
+            # Untimed, right after the seed: its dirty buffers and the autovacuum work it
+            # makes would otherwise land on the candidate that runs next.
+            sql = "DROP DATABASE IF EXISTS sdtutor_bench_raw"
+            return lambda: run([psql, server, "-q", "-c", sql])
 
         def stop(environment: dict[str, str], *flags: str) -> Callable[[], None]:
             return lambda: run([*sdtutor, "lab", "stop", "indexing", *flags], environment)
@@ -124,12 +129,13 @@ def main() -> None:
             return lambda: run([*sdtutor, "lab", "start", "indexing", "-w", str(ws)], environment)
 
         runs = max(3, opts.runs // 2)
+        raw_drop()()
         compare("lab start indexing (external, first)", raw_seed, start(ext), runs, 1.2,
-                after=stop(ext, "--purge"))  # fmt: skip
+                after=stop(ext, "--purge"), baseline_after=raw_drop())  # fmt: skip
         start(ext)()
         stop(ext)()
         compare("lab start after lab stop (external)", raw_seed, start(ext), runs, 0.5,
-                after=stop(ext))  # fmt: skip
+                after=stop(ext), baseline_after=raw_drop())  # fmt: skip
         start(ext)()
         compare(
             "lab reset indexing (external)",
@@ -137,6 +143,7 @@ def main() -> None:
             lambda: run([*sdtutor, "lab", "reset", "indexing", "--yes"], ext),
             runs,
             0.5,
+            baseline_after=raw_drop(),
         )
         stop(ext, "--purge")()
         local = {**env, "SDTUTOR_PROVIDER": "local"}
@@ -155,11 +162,13 @@ def main() -> None:
             runs,
             1.2,
             after=stop(local, "--purge"),
+            baseline_after=raw_drop(local_url),
         )
         start(local)()
         stop(local)()
         compare("lab start after lab stop (local, server warm)", lambda: raw_seed(local_url),
-                start(local), runs, 0.5, after=stop(local))  # fmt: skip
+                start(local), runs, 0.5, after=stop(local),
+                baseline_after=raw_drop(local_url))  # fmt: skip
         start(local)()
         compare(
             "lab reset indexing (local)",
@@ -167,10 +176,9 @@ def main() -> None:
             lambda: run([*sdtutor, "lab", "reset", "indexing", "--yes"], local),
             runs,
             0.5,
+            baseline_after=raw_drop(local_url),
         )
         stop(local, "--purge")()
-        run([psql, local_url, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
-        run([psql, opts.postgres, "-q", "-c", "DROP DATABASE IF EXISTS sdtutor_bench_raw"])
     finally:
         run([*sdtutor, "lab", "stop", "--all"], env)  # destroys the private servers too
         shutil.rmtree(home, ignore_errors=True)

@@ -122,6 +122,8 @@ class _Progress:
 
                 for done in self.steps:
                     stderr_console().print(f"[green]✓[/] {done}")
+        if self.timer is not None:
+            self.timer.join()  # cancelled: it ends at once, or sees `closed` and returns
 
 
 def _shell_blurb(lab: "LabSpec") -> str:
