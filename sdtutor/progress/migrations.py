@@ -70,6 +70,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX review_cards_due ON review_cards (due);
         """,
     ),
+    (
+        "0003_reading_positions",
+        """
+        CREATE TABLE reading_positions (
+            topic       TEXT PRIMARY KEY,
+            section     INTEGER NOT NULL,
+            line        INTEGER NOT NULL DEFAULT 0,
+            updated_at  TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 __all__ = ["MIGRATIONS"]

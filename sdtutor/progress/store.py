@@ -159,6 +159,24 @@ class ProgressStore:
                 (topic, now(), sections, int(finished)),
             )
 
+    def save_position(self, topic: str, section: int, line: int = 0) -> None:
+        """Where the learner is in a lesson (0-based section, first line shown), so the
+        next `learn TOPIC` (or the TUI's reader) opens there."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO reading_positions (topic, section, line, updated_at) "
+                "VALUES (?,?,?,?) ON CONFLICT (topic) DO UPDATE SET section = excluded.section, "
+                "line = excluded.line, updated_at = excluded.updated_at",
+                (topic, section, line, now()),
+            )
+
+    def position(self, topic: str) -> tuple[int, int] | None:
+        """The saved (section, line) in a lesson, or None if it was never opened."""
+        row = self.conn.execute(
+            "SELECT section, line FROM reading_positions WHERE topic = ?", (topic,)
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
     # ---------------------------------------------------------------- quizzes
 
     def start_quiz(self, topic: str, total: int) -> int:
