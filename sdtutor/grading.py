@@ -5,7 +5,9 @@ Headless: the CLI and the TUI both use it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 from dataclasses import dataclass
 
 from sdtutor.content.models import LETTERS, Question
@@ -91,6 +93,28 @@ def grade(question: Question, text: str) -> Graded:
     return Graded(question, text.strip(), is_correct(question, parse(question, text)))
 
 
+def shuffled(question: Question, seed: object) -> Question:
+    """The same question with its choices in an order fixed by `seed` (say the attempt id
+    and the question id), the answer re-lettered to match: learners learn ideas, not
+    positions. Everything else (parse, grade, describe_answer) works on the result as on
+    the original, and the letters the learner sees are the ones graded. A question whose
+    choices must keep their order (none today) would simply not be passed here."""
+    if question.type not in ("single", "multiple", "order") or len(question.choices) < 2:
+        return question
+    order = list(range(len(question.choices)))
+    random.Random(f"{seed}:{question.id}").shuffle(order)  # new index -> old index
+    new_letter = {LETTERS[old]: LETTERS[new] for new, old in enumerate(order)}
+    answer = question.answer
+    if question.type == "single":
+        answer = new_letter[answer]
+    elif question.type == "multiple":
+        answer = frozenset(new_letter[a] for a in answer)
+    else:  # order: the same sequence of choices, under their new letters
+        answer = tuple(new_letter[a] for a in answer)
+    choices = tuple(question.choices[old] for old in order)
+    return dataclasses.replace(question, choices=choices, answer=answer)
+
+
 def describe_answer(question: Question) -> str:
     """The right answer in words: letters with their choice text, a number, true/false."""
     answer = question.answer
@@ -157,5 +181,6 @@ __all__ = [
     "grade",
     "is_correct",
     "parse",
+    "shuffled",
     "summarise",
 ]

@@ -285,3 +285,37 @@ def test_summarise_all_right() -> None:
 def test_summarise_nothing_answered() -> None:
     summary = summarise([])
     assert (summary.correct, summary.total, summary.score) == (0, 0, 0.0)
+
+
+def test_shuffled_choices_keep_the_same_right_answer_under_new_letters() -> None:
+    from sdtutor.content.course import Course
+    from sdtutor.grading import shuffled
+    from sdtutor.topics import TOPICS
+
+    orders = set()
+    for topic in TOPICS:
+        for question in Course().quiz(topic).questions:
+            right = describe_answer(question).split("; ")
+            for seed in range(4):
+                shown = shuffled(question, seed)
+                assert sorted(shown.choices) == sorted(question.choices)
+                if question.type == "single":
+                    assert grade(shown, shown.answer).correct
+                elif question.type == "multiple":
+                    assert grade(shown, "".join(sorted(shown.answer))).correct
+                elif question.type == "order":
+                    assert grade(shown, "".join(shown.answer)).correct
+                # The right answer names the same choices (texts), whatever their letters.
+                strip = [part.split(") ", 1)[-1] for part in describe_answer(shown).split("; ")]
+                assert sorted(strip) == sorted(p.split(") ", 1)[-1] for p in right)
+                orders.add((question.id, shown.choices))
+    # Some question is shown in more than one order across seeds (positions are not fixed).
+    assert len(orders) > sum(len(Course().quiz(t).questions) for t in TOPICS)
+
+
+def test_shuffled_is_stable_for_one_seed_and_leaves_other_types_alone() -> None:
+    from sdtutor.grading import shuffled
+
+    assert shuffled(SINGLE, "attempt-3") == shuffled(SINGLE, "attempt-3")
+    numeric = Question(id="n", type="numeric", prompt="?", explanation=".", answer=3.0)
+    assert shuffled(numeric, 1) is numeric
