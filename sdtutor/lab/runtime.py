@@ -387,6 +387,10 @@ def stop(topic: Topic, lab: LabSpec, purge: bool = False) -> bool:
         problems = _teardown(lab_state, lab, purge)
         provider = provider_class(lab_state.provider)()
         provider.stop(slug, lab_state.endpoints)
+        if purge:
+            state.forget_kept(slug)
+        else:
+            state.keep(lab_state)  # the seeded copy stays: `stop --all` must find it
         state.remove(slug)
     if problems:
         raise LabError(
@@ -403,6 +407,19 @@ def stop_all(topics: Callable[[str], Topic], labs: Callable[[Topic], LabSpec]) -
         topic = topics(slug)
         if stop(topic, labs(topic), purge=True):
             stopped.append(slug)
+    for kept in state.kept():
+        # Stopped before, its seeded copy kept for a quick start: remove that too.
+        with state.exclusive(kept.topic, "stop"):
+            if state.load(kept.topic) is None:
+                problems = _teardown(kept, labs(topics(kept.topic)), purge=True)
+                if problems:
+                    raise LabError(
+                        f"The {kept.topic} lab's seeded copy could not all be removed: "
+                        + "; ".join(problems),
+                        "Nothing that another home made was touched.",
+                    )
+                state.forget_kept(kept.topic)
+                stopped.append(f"{kept.topic} (its seeded copy)")
     from sdtutor.providers import NAMES
 
     for name in NAMES:

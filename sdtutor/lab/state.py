@@ -97,6 +97,38 @@ def remove(slug: str) -> None:
     state_path(slug).unlink(missing_ok=True)
 
 
+def _kept_path(slug: str) -> Path:
+    return locations.labs_state_dir() / "kept" / f"{slug}.json"
+
+
+def keep(state: LabState) -> None:
+    """Remember where a stopped lab's seeded copy stays (its servers, no logins), so
+    `lab stop --all` can remove it too."""
+    path = _kept_path(state.topic)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept = LabState(state.topic, state.provider, state.workspace, dict(state.endpoints))
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(kept.to_json(), fh, indent=2)
+    os.replace(tmp, path)
+
+
+def kept() -> list[LabState]:
+    """Stopped labs whose seeded copies stay on their servers (unreadable records skipped)."""
+    folder = locations.labs_state_dir() / "kept"
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            found.append(LabState.from_json(json.loads(path.read_text())))
+    return found
+
+
+def forget_kept(slug: str) -> None:
+    """The seeded copy is gone (purged): forget where it was."""
+    _kept_path(slug).unlink(missing_ok=True)
+
+
 def all_started() -> list[str]:
     """Slugs of every lab with state on disk."""
     folder = locations.labs_state_dir()
@@ -132,4 +164,15 @@ def exclusive(slug: str, action: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-__all__ = ["LabState", "all_started", "exclusive", "load", "remove", "save", "state_path"]
+__all__ = [
+    "LabState",
+    "all_started",
+    "exclusive",
+    "forget_kept",
+    "keep",
+    "kept",
+    "load",
+    "remove",
+    "save",
+    "state_path",
+]

@@ -1,0 +1,42 @@
+"""What a lab leaves on a server between commands: `lab stop` keeps the seeded copy for a
+quick start, `lab stop --all` leaves nothing of this home's, even for labs stopped before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import databases, lab_names, sdtutor
+
+
+def _roles(url: str) -> set[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+
+
+def test_stop_all_removes_the_seeded_copy_of_a_lab_stopped_before(
+    external_env: dict[str, str], system_postgres: str, home: Path, tmp_path: Path
+) -> None:
+    names = lab_names(home, "indexing")
+    ws = tmp_path / "ws"
+    try:
+        started = sdtutor("lab", "start", "indexing", "-w", str(ws), env=external_env)
+        assert started.returncode == 0, started.stderr
+        stopped = sdtutor("lab", "stop", "indexing", env=external_env)
+        assert stopped.returncode == 0, stopped.stderr
+        # Stopped: the learner's database is gone, the seeded template stays for next time.
+        assert names.database not in databases(system_postgres)
+        assert names.template in databases(system_postgres)
+
+        everything = sdtutor("lab", "stop", "--all", env=external_env)
+        assert everything.returncode == 0, everything.stderr
+        assert "indexing (its seeded copy)" in everything.stdout
+        assert names.template not in databases(system_postgres)
+        assert names.role not in _roles(system_postgres)
+        assert ws.is_dir(), "the workspace is the learner's: --all keeps it"
+
+        again = sdtutor("lab", "stop", "--all", env=external_env)
+        assert again.returncode == 0 and "Nothing was running" in again.stdout
+    finally:
+        sdtutor("lab", "stop", "--all", env=external_env)
