@@ -33,9 +33,8 @@ def progress(
         if r.lesson in ("read", "started") or r.quiz_attempts or r.lab in ("started", "passed")
     ]
     for r in touched:
-        quiz = (
-            f"best {r.quiz_best:.0%} ({r.quiz_attempts} tries)" if r.quiz_best is not None else "-"
-        )
+        tries = "1 try" if r.quiz_attempts == 1 else f"{r.quiz_attempts} tries"
+        quiz = f"best {r.quiz_best:.0%} ({tries})" if r.quiz_best is not None else "-"
         table.add_row(str(r.topic.number), r.topic.slug, r.lesson, quiz, r.lab)
     if touched:
         console.print(table)
@@ -67,6 +66,12 @@ def _summary(rows):  # type: ignore[no-untyped-def]
 def export(
     fmt: str = typer.Option("json", "--format", "-f", help="json or csv."),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file, not stdout."),
+    learner: str = typer.Option(
+        None,
+        "--learner",
+        help="Your name or id as your instructor knows you (remembered for next time; "
+        "asked once in a terminal when never given).",
+    ),
 ) -> None:
     """Export progress for an instructor (no passwords or URLs, ever)."""
     import csv
@@ -80,28 +85,44 @@ def export(
     if fmt not in ("json", "csv"):
         raise UsageError(f"Unknown format '{fmt}'.", "Use --format json or --format csv.")
     with ProgressStore() as store:
+        name = _learner(store, learner)
         rows = course_status(store=store)
         answers = store.answers()
         checks = store.lab_history()
+    titles = _lesson_titles(rows)
     if fmt == "json":
+        summary = _summary(rows)
+        for topic in summary["topics"]:
+            topic["short_title"] = topic["title"]
+            topic["title"] = titles.get(topic["slug"], topic["title"])
         text = json.dumps(
-            {"exported_at": now(), **_summary(rows), "answers": answers, "lab_checks": checks},
+            {
+                "exported_at": now(),
+                "learner": {"name": name, "home_id": _home_id()},
+                **summary,
+                "answers": answers,
+                "lab_checks": checks,
+            },
             indent=2,
+            ensure_ascii=False,
         )
     else:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["number", "slug", "title", "lesson", "quiz_best", "quiz_attempts", "lab"])
+        writer.writerow(
+            ["number", "slug", "title", "lesson", "quiz_best", "quiz_attempts", "lab", "learner"]
+        )
         for r in rows:
             writer.writerow(
                 [
                     r.topic.number,
                     r.topic.slug,
-                    r.topic.title,
+                    titles.get(r.topic.slug, r.topic.title),
                     r.lesson,
                     "" if r.quiz_best is None else r.quiz_best,
                     r.quiz_attempts,
                     r.lab,
+                    name,
                 ]
             )
         text = buf.getvalue()
@@ -111,3 +132,43 @@ def export(
         typer.echo(f"Wrote {output}", err=True)
     else:
         typer.echo(text, nl=False)
+
+
+def _learner(store, given: str | None) -> str:  # type: ignore[no-untyped-def]
+    """The learner's name: --learner (remembered), else the remembered one, else asked
+    once in a terminal; else empty, with a word on how to set it."""
+    from sdtutor.cli.ui import interactive
+
+    name = (given or "").strip() or store.setting("learner") or ""
+    if not name and interactive():
+        name = typer.prompt("Your name or id, as your instructor knows you").strip()
+    if name and name != store.setting("learner"):
+        store.set_setting("learner", name)
+    if not name:
+        typer.echo(
+            "The export carries no name: add --learner 'Your Name' (remembered after).",
+            err=True,
+        )
+    return name
+
+
+def _home_id() -> str:
+    from sdtutor.services.names import home_id
+
+    return home_id()
+
+
+def _lesson_titles(rows) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Each written lesson's own title (the course map uses short ones)."""
+    from sdtutor.content.course import Course
+    from sdtutor.errors import SdtutorError
+
+    course, titles = Course(), {}
+    for r in rows:
+        if r.lesson == "not written":
+            continue
+        try:
+            titles[r.topic.slug] = course.lesson(r.topic).title
+        except SdtutorError:
+            continue
+    return titles

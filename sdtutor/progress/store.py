@@ -7,6 +7,7 @@ once. Secrets (service passwords) never go here; exports can be shared with an i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -335,23 +336,50 @@ class ProgressStore:
         return out
 
     def answers(self, topic: str | None = None) -> list[dict[str, Any]]:
-        """Every recorded answer, oldest first (for exports)."""
+        """Every recorded answer, oldest first (for exports); `correct` is a bool."""
         sql = "SELECT topic, question_id, response, correct, answered_at FROM quiz_answers"
         params: tuple[str, ...] = ()
         if topic:
             sql += " WHERE topic = ?"
             params = (topic,)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY rowid", params)]
+        rows = [dict(r) for r in self.conn.execute(sql + " ORDER BY rowid", params)]
+        for row in rows:
+            row["correct"] = bool(row["correct"])
+        return rows
 
     def lab_history(self) -> list[dict[str, Any]]:
-        """Every recorded `lab check`, oldest first (for exports)."""
-        return [
+        """Every recorded `lab check`, oldest first (for exports): `passed` a bool, the
+        check ids as lists."""
+        rows = [
             dict(r)
             for r in self.conn.execute(
                 "SELECT topic, checked_at, passed, passed_ids, failed_ids FROM lab_checks "
                 "ORDER BY rowid"
             )
         ]
+        for row in rows:
+            row["passed"] = bool(row["passed"])
+            for key in ("passed_ids", "failed_ids"):
+                try:
+                    row[key] = list(json.loads(row[key]))
+                except (TypeError, ValueError):
+                    row[key] = []
+        return rows
+
+    # ---------------------------------------------------------------- settings
+
+    def setting(self, key: str) -> str | None:
+        """A learner's setting (their name for exports, say), or None."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?,?,?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, now()),
+            )
 
 
 __all__ = ["LAB_STATUSES", "PENDING_NOTICES", "ProgressStore", "TopicProgress", "now"]
