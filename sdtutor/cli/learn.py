@@ -1,30 +1,88 @@
 """`sdtutor learn TOPIC` and `sdtutor next`."""
 
-import typer
+from __future__ import annotations
 
-from sdtutor.topics import Topic
+import os
+from typing import TYPE_CHECKING, Any
+
+import typer
+from typer.core import TyperCommand
+
+if TYPE_CHECKING:
+    from sdtutor.content.models import Lesson
+    from sdtutor.topics import Topic
+
+
+class _LearnCommand(TyperCommand):
+    """Usage reads `TOPIC [SECTION]`, not typer's `{TOPIC} [SECTION]`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # click.Context (vendored)
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the app."""
-    app.command("learn")(learn)
+    app.command("learn", cls=_LearnCommand)(learn)
     app.command("next")(next_step)
 
 
 def learn(
     topic: str = typer.Argument(
-        ..., help="Number, slug or unambiguous prefix (7, indexing, index)."
+        ...,
+        metavar="TOPIC",
+        help="Number, slug or unambiguous prefix (7, indexing, index).",
+        show_default=False,
+    ),
+    section: str | None = typer.Argument(
+        None,
+        metavar="SECTION",
+        help="Open this section: its number (3) or the start of its title (how it). "
+        "Without it, the lesson opens where you left it.",
+        show_default=False,
     ),
 ) -> None:
-    """Read a topic's lesson one section at a time, then take its quiz and its lab."""
+    """Read a topic's lesson a screen at a time, then take its quiz and its lab.
+
+    Keys as in less: space/b page, j/k line, g/G top/bottom, n/p section, q quit
+    (your place is saved)."""
     from sdtutor.topics import resolve
 
-    run_learn(resolve(topic))
+    run_learn(resolve(topic), section)
 
 
-def run_learn(topic: Topic) -> None:
+def pick_section(lesson: Lesson, wanted: str) -> int:
+    """The 0-based index of the section `wanted` names: its number (1-based), its
+    title, or the start of its title (any case). Raises UsageError with the list."""
+    from sdtutor.errors import UsageError
+
+    headings = [s.heading for s in lesson.sections]
+    text = wanted.strip()
+    if text.isdigit():
+        if 1 <= int(text) <= len(headings):
+            return int(text) - 1
+        problem = f"{lesson.title} has {len(headings)} sections; there is no section {text}."
+    else:
+        low = text.lower()
+        exact = [i for i, h in enumerate(headings) if h.lower() == low]
+        starts = [i for i, h in enumerate(headings) if h.lower().startswith(low)]
+        if exact or len(starts) == 1:
+            return (exact or starts)[0]
+        if starts:
+            which = " or ".join(f'{i + 1} ("{headings[i]}")' for i in starts)
+            problem = f'"{text}" could be section {which}.'
+        else:
+            problem = f'No section of {lesson.title} starts with "{text}".'
+    listing = "\n".join(f"  {i}. {h}" for i, h in enumerate(headings, 1))
+    raise UsageError(
+        problem,
+        f"The sections are:\n{listing}\n"
+        f"Give a number or the start of a title: sdtutor learn {lesson.slug} 3",
+    )
+
+
+def run_learn(topic: Topic, section: str | None = None) -> None:
     """The lesson, then the offer of the quiz, then of the lab."""
-
     from sdtutor.cli import render
     from sdtutor.cli.ui import console, interactive
     from sdtutor.content.course import Course
@@ -32,7 +90,11 @@ def run_learn(topic: Topic) -> None:
 
     course = Course()
     lesson = course.lesson(topic)
-    if not interactive():
+    chosen = None if section is None else pick_section(lesson, section)
+    if not interactive() or os.environ.get("TERM") == "dumb":
+        if chosen is not None:  # one section, as asked; the lesson is not read through
+            console.print(render.section(lesson, chosen))
+            return
         console.print(render.lesson_header(lesson))
         for i in range(len(lesson.sections)):
             console.print(render.section(lesson, i))
@@ -40,55 +102,50 @@ def run_learn(topic: Topic) -> None:
             store.record_lesson(topic.slug, len(lesson.sections), finished=True)
         return
 
-    index, seen = 0, 0
-    console.clear()
-    console.print(render.lesson_header(lesson))
-    finished = False
-    while True:
-        console.print(render.section(lesson, index))
-        seen = max(seen, index + 1)
-        last = index == len(lesson.sections) - 1
-        console.print(
-            "\n[dim]"
-            + ("\\[Enter] finish" if last else "\\[Enter] next section")
-            + ("  \\[b] back" if index else "")
-            + "  \\[q] quit[/]"
-        )
-        key = _key()
-        if key in ("q", "\x1b", "\x03"):
-            break
-        if key == "b" and index:
-            index -= 1
-        elif last:
-            finished = True
-            break
-        else:
-            index += 1
-        console.clear()
+    from sdtutor.cli.pager import Document, Pager, ask_yes_no
+
+    count = len(lesson.sections)
     with ProgressStore() as store:
-        store.record_lesson(topic.slug, seen, finished)
+        saved = store.position(topic.slug)
+        note = ""
+        if chosen is not None:
+            start = (chosen, 0)
+        elif saved and saved[0] < count and saved != (0, 0):
+            start = saved
+            note = "resumed here"
+        else:
+            start = (0, 0)
+        doc = Document(
+            count=count,
+            render=lambda i, width: render.to_lines(render.lesson_page(lesson, i), width),
+            title=lambda i: lesson.sections[i].heading,
+            on_move=lambda i, line: store.save_position(topic.slug, i, line),
+        )
+        outcome = Pager(doc, *start, note=note).run()
+        finished = outcome.how == "finished"
+        if finished:
+            store.save_position(topic.slug, 0, 0)  # read through: next time from the top
+        else:
+            store.save_position(topic.slug, outcome.section, outcome.line)
+        store.record_lesson(topic.slug, outcome.furthest + 1, finished)
     if not finished:
-        console.print(f"Saved where you are: {seen} of {len(lesson.sections)} sections read.")
+        at = outcome.section + 1
+        console.print(
+            f"Your place is saved: section {at} of {count}, "
+            f"{lesson.sections[outcome.section].heading}.\n"
+            f"[bold]sdtutor learn {topic.slug}[/] resumes at section {at}."
+        )
         return
-    console.print(f"[green]Lesson read.[/] {lesson.title}")
+    console.print(f"[green]Lesson read.[/] {lesson.number}. {lesson.title}")
     content = course.content(topic)
-    if content.quiz_path and typer.confirm("Take the quiz now?", default=True):
+    if content.quiz_path and ask_yes_no("Take the quiz now?", default=True):
         from sdtutor.cli.quiz import run_quiz
 
         run_quiz(topic)
-    if content.lab_path and typer.confirm("Start the lab now?", default=True):
+    if content.lab_path and ask_yes_no("Start the lab now?", default=True):
         from sdtutor.cli.lab import do_start
 
         do_start(topic, None, None)
-
-
-def _key() -> str:
-
-    try:
-        key = typer.getchar()
-    except (EOFError, KeyboardInterrupt):
-        return "q"
-    return key.lower() if len(key) == 1 else key
 
 
 def next_step() -> None:
@@ -102,10 +159,11 @@ def next_step() -> None:
         rows = course_status(store=store)
         due = len(outlook(store).due)
     if due:
-        console.print(f"Next: {due} question(s) due for review.")
         if not interactive():
+            console.print(f"Next: {due} question(s) due for review.")
             console.print("Run: sdtutor review")
             return
+        # `review` opens with the same line ("N question(s) due for review"): say it once.
         from sdtutor.cli.quiz import review
 
         review(as_json=False, limit=20)

@@ -36,6 +36,26 @@ def section(lesson: Lesson, index: int) -> RenderableType:
     )
 
 
+def lesson_page(lesson: Lesson, index: int) -> RenderableType:
+    """What the reader shows for one section: the first one opens with the lesson's
+    header, so title and objectives come before the text."""
+    if index == 0:
+        return Group(lesson_header(lesson), section(lesson, 0))
+    return section(lesson, index)
+
+
+def to_lines(renderable: RenderableType, width: int) -> list[str]:
+    """`renderable` rendered at `width` columns as lines of ANSI-styled text, styled for
+    this terminal (no colour under NO_COLOR)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, force_terminal=True, highlight=False).print(renderable)
+    return buf.getvalue().split("\n")
+
+
 def plan_tree(plan: dict[str, Any], title: str) -> Tree:
     """A PostgreSQL JSON plan as a tree; Sort and Seq Scan nodes stand out."""
 
@@ -102,4 +122,12 @@ def check_results(results: list[CheckResult], verbose: bool = False) -> Renderab
     return Group(*parts)
 
 
-__all__ = ["check_results", "evidence", "lesson_header", "plan_tree", "section"]
+__all__ = [
+    "check_results",
+    "evidence",
+    "lesson_header",
+    "lesson_page",
+    "plan_tree",
+    "section",
+    "to_lines",
+]
