@@ -296,8 +296,11 @@ def test_shell_file_reports_a_refused_statement_and_a_missing_file(
         )
         bad = sdtutor("lab", "shell", "indexing", "-f", "bad.sql", env=env)
         assert bad.returncode == 1, bad.stderr
-        assert "CREATE INDEX" in bad.stdout and "bad.sql:2" in bad.stdout
+        # psql runs the file where it is installed, sdtutor's own runner elsewhere: either
+        # way the first statement ran, the refused one is named, and the stop is said.
+        assert "CREATE INDEX" in bad.stdout
         assert "bad.sql:3" in plain(bad.stderr) and "no_such_column" in plain(bad.stderr)
+        assert "were not run" in plain(bad.stderr)
         missing = sdtutor("lab", "shell", "indexing", "-f", "nowhere.sql", env=env)
         assert missing.returncode == 2 and "There is no file" in plain(missing.stderr)
         assert "Traceback" not in bad.stderr + missing.stderr

@@ -404,3 +404,59 @@ def test_prompts_end_at_end_of_input(
     monkeypatch.setattr(builtins, "input", eof)
     assert builtin_prompt(Access(REDIS, "sdtutor-test-shell:")) == 0
     assert prompt(Access(AMQP, amqp_names)) == 0
+
+
+def _sql_prompt_session(home: Path, url: str, keys: list[bytes]) -> str:
+    """Run the built-in SQL prompt on a pty (as a terminal would) and type `keys`, each
+    after the prompt that asks for it; returns what the screen showed."""
+    import pty
+    import select
+    import time
+
+    code = (
+        "from sdtutor.cli.sqlshell import builtin_prompt; "
+        f"raise SystemExit(builtin_prompt({url!r}))"
+    )
+    env = {**os.environ, "SDTUTOR_HOME": str(home), "NO_COLOR": "1", "TERM": "xterm"}
+    env.pop("INPUTRC", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the prompt, its stdin and stdout the pty
+        os.execvpe(sys.executable, [sys.executable, "-c", code], env)
+    screen = b""
+    pending = list(keys)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the child has exited
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+                if pending and screen.rstrip().endswith((b"=>", b"->")):
+                    os.write(fd, pending.pop(0))
+                    screen += b"\n"  # so that the same prompt is not answered twice
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+    return screen.decode(errors="replace")
+
+
+def test_builtin_sql_prompt_has_line_editing_and_history(
+    tmp_path: Path, system_postgres: str
+) -> None:
+    home = tmp_path / "home"
+    # A statement over two lines, its typo mended with the Left arrow (readline's).
+    first = _sql_prompt_session(
+        home, system_postgres, [b"SELECT 40\r", b"  + 2 AS answe;\x1b[Dr\r", b"\\q\r"]
+    )
+    assert "42" in first and "error" not in first.lower()
+    history = (home / "history" / "sql").read_text()
+    assert "SELECT 40 + 2 AS answer;" in history.splitlines()  # one entry, not two lines
+    assert stat.S_IMODE((home / "history" / "sql").stat().st_mode) == 0o600
+    # A new session: the Up arrow brings the statement back.
+    second = _sql_prompt_session(home, system_postgres, [b"\x1b[A\r", b"\\q\r"])
+    assert "SELECT 40 + 2 AS answer;" in second and "42" in second

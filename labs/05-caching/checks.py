@@ -308,8 +308,8 @@ def reads_cached(ctx: CheckContext) -> Pass:
             raise Fail(
                 f"{len(order)} calls for {distinct} products sent {total} statements to "
                 f"PostgreSQL, and Redis holds no keys under your prefix: nothing was cached. "
-                f"Cache-aside: GET the product's key first; on a miss, read the database "
-                f"and SET the key, with a TTL, before returning. (A dict or functools."
+                f"Cache-aside: look in the cache first, and on a miss fill it from the "
+                f"database. (A dict or functools."
                 f"lru_cache in your module would not help: each call here runs in a new "
                 f"process, as requests land on different app servers.)",
                 table,
@@ -363,7 +363,7 @@ def ttl(ctx: CheckContext) -> Pass:
         raise Fail(
             "After reading three products (and updating one), Redis holds no keys under "
             "your prefix: nothing is cached, so there is no TTL to judge. Store each "
-            "product you read with an expiry: SET key value EX seconds.",
+            "product you read, with an expiry.",
             evidence,
         )
     skus = [f"SKU-{pid:06d}" for pid in (*TTL_READS, TTL_WRITTEN)]
@@ -375,8 +375,8 @@ def ttl(ctx: CheckContext) -> Pass:
             f"{forever[0][0]}{more} has no expiry (TTL -1). "
             f"A key without a TTL lives until something deletes it, so one missed "
             f"invalidation (a crash between the database write and the delete, a code path "
-            f"that forgets) serves a stale product forever. Give every key you write an "
-            f"expiry, on the read path and on the write path: SET key value EX 300.",
+            f"that forgets) serves a stale product forever. Every key you write needs an "
+            f"expiry, on the read path and on the write path.",
             evidence,
         )
     too_long = [(k, t, s) for k, t, s in keys if s > TTL_MAX]
@@ -607,9 +607,9 @@ def stampede(ctx: CheckContext) -> Pass:
             f"missed and went to the database before the first had filled the cache, a "
             f"stampede. Note that the readers are {READERS} separate processes, like "
             f"{READERS} app servers: a threading.Lock or a dict in your module coordinates "
-            f"only the threads of one process. Let one reader take a lock in Redis (SET "
-            f"lock-key token NX PX 5000): it loads and caches the row; the others wait a "
-            f"moment and read the cache again.",
+            f"only the threads of one process. The readers need something they all see to "
+            f"agree that only one of them loads the row, while the others wait a moment "
+            f"and read the cache again.",
             Evidence(
                 "what the database saw",
                 "text",
@@ -638,8 +638,7 @@ def stampede(ctx: CheckContext) -> Pass:
                 f"slow; the process was stopped, as a deploy or the OOM killer would) left "
                 f"{forever[0][0]} with no expiry. Its finally: never ran, so nothing will "
                 f"ever delete that lock, and every later reader of product {DYING} waits "
-                f"for it. Give the lock an expiry when you take it, in the same command: "
-                f"SET key token NX PX 5000.",
+                f"for it. A lock that its holder may never release must end on its own.",
                 _keys_evidence(left, f"keys left after a reader of product {DYING} was killed"),
             )
         too_long = [(k, t, s) for k, t, s in held if s > LOCK_TTL_MAX]

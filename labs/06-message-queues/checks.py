@@ -389,7 +389,7 @@ def topology(ctx: CheckContext) -> Pass:
             problems.append(
                 f"{BILLING} is not durable: after a broker restart the queue is gone, and "
                 f"every order waiting in it with it (persistent messages survive only in a "
-                f"durable queue). Declare it with durable=True."
+                f"durable queue)."
             )
         if billing.auto_delete:
             problems.append(
@@ -433,7 +433,7 @@ def routing(ctx: CheckContext) -> Pass:
         raise Fail(
             f"{BILLING} got every test message, {_ids(extra)} included: {EXCHANGE} is a "
             f"fanout exchange, which copies every message to every bound queue and ignores "
-            f"routing keys. Declare it as a topic exchange and bind {BILLING} with keys.",
+            f"routing keys. Which exchange type lets a queue choose events by key?",
             table,
         )
     if extra:
@@ -441,7 +441,7 @@ def routing(ctx: CheckContext) -> Pass:
             f"{BILLING} also got {_ids(extra)}: billing would be handed events it does not "
             f"process (order.#, for one, matches every order event). "
             f"In a topic binding, * matches exactly one word and # zero or more: bind only "
-            f"what billing needs, order.created and order.paid.<any method>.",
+            f"what billing needs.",
             table,
         )
     if missing:
@@ -511,9 +511,9 @@ def dead_letter(ctx: CheckContext) -> Pass:
         raise Fail(
             f"The checker took a message from {BILLING} and rejected it without requeue, "
             f"and it vanished: {BILLING} has no x-dead-letter-exchange argument, so "
-            f"RabbitMQ simply drops what is rejected. Point the queue at {DLX} with that "
-            f"argument when you declare it (arguments are fixed at declaration: a queue that "
-            f"already exists must be deleted first).",
+            f"RabbitMQ simply drops what is rejected. A queue names where its rejects go "
+            f"when it is declared (arguments are fixed at declaration: a queue that already "
+            f"exists must be deleted first).",
             shown,
         )
     target, prefix = str(dlx_name), ctx.prefix("rabbitmq")
@@ -534,8 +534,7 @@ def dead_letter(ctx: CheckContext) -> Pass:
         f"{BILLING} dead-letters to {DLX}, but the rejected message did not reach {DEAD}. "
         f"It left with routing key {routed!r} (a dead letter keeps its original key unless "
         f"the queue sets x-dead-letter-routing-key), and no binding from that exchange "
-        f"({kind}) to {DEAD} matched it. A fanout dead-letter exchange, or a binding key "
-        f"that matches, fixes it.",
+        f"({kind}) to {DEAD} matched it. Compare that key with how {DEAD} is bound.",
         shown,
     )
 
@@ -636,7 +635,7 @@ def redelivery(ctx: CheckContext) -> Pass:
                 f"The worker died while handle() was working on its first order, and that "
                 f"order was lost: {crash.lost} of {CRASH_ORDERS} never came back. It had "
                 f"already been acknowledged, before handle() finished, so the broker deleted "
-                f"it. Acknowledge an order only after handle() has returned.",
+                f"it. When is an order really done?",
                 table,
             )
         raise Fail(
@@ -644,7 +643,7 @@ def redelivery(ctx: CheckContext) -> Pass:
             f"{CRASH_ORDERS} orders were lost with it. The consumer never acknowledged "
             f"anything, yet the broker had deleted them: it was consuming with automatic "
             f"acknowledgement (auto_ack=True), where a message counts as done the moment it "
-            f"is sent. Consume with manual acks and ack after handle() returns.",
+            f"is sent. The worker should say itself when an order is done.",
             table,
         )
     if crash.dead:
@@ -690,8 +689,8 @@ def prefetch(ctx: CheckContext) -> Pass:
             f"While handle() was busy with its first order, the broker had already pushed "
             f"{taken} of the {CRASH_ORDERS} waiting orders to this one worker. {why} Such a "
             f"worker hoards the backlog in its memory while other workers sit idle, and a "
-            f"crash hits all of it at once. Set channel.basic_qos("
-            f"prefetch_count=...) before consuming, between 1 and {MAX_PREFETCH}.",
+            f"crash hits all of it at once. Limit how many unacknowledged orders the "
+            f"broker may hand this consumer (at most {MAX_PREFETCH}).",
             table,
         )
     return Pass(
@@ -751,8 +750,8 @@ def poison(ctx: CheckContext) -> Pass:
             )
             raise Fail(
                 f"consume() stopped with the ValueError that handle() raised for order "
-                f"{POISON}: one bad order killed the worker, and {fate}. Catch the exception "
-                f"around handle(), settle that one message, and go on with the next.",
+                f"{POISON}: one bad order killed the worker, and {fate}. One bad order must "
+                f"not stop the worker: deal with that one message and go on.",
                 table,
                 _trace(run),
             )
@@ -766,8 +765,8 @@ def poison(ctx: CheckContext) -> Pass:
         raise Fail(
             f"Order {POISON}, which handle() cannot process, was back in {BILLING} at the "
             f"end, after {deliveries} deliveries for {count} orders: your worker {how}. It "
-            f"fails the same way every time, so requeueing it only loops: reject it with "
-            f"requeue=False and the broker dead-letters it.",
+            f"fails the same way every time, so requeueing it only loops. It belongs with "
+            f"the dead letters.",
             table,
         )
     good = [o["id"] for o in BILLING_ORDERS if o["id"] != POISON]
@@ -776,8 +775,8 @@ def poison(ctx: CheckContext) -> Pass:
         raise Fail(
             f"{_orders(stuck)} still in {BILLING} at the end, unacknowledged: "
             f"{'it goes' if len(stuck) == 1 else 'they go'} back to the queue when the "
-            f"channel closes and will be processed again. Ack each message after handle() "
-            f"returns, and count every message, done or failed, towards max_messages.",
+            f"channel closes and will be processed again. Every message must be settled "
+            f"once handle() is done with it, and every one counts towards max_messages.",
             table,
         )
     misfiled = [i for i in dead_ids if i in good]
@@ -793,8 +792,8 @@ def poison(ctx: CheckContext) -> Pass:
         raise Fail(
             f"handle() raised for order {POISON}, and then the order vanished: it is neither "
             f"in {BILLING} nor in {DEAD}. The worker acknowledged it (or auto-ack had "
-            f"deleted it already), so a failed order is lost without a trace. Reject it "
-            f"with requeue=False so the broker dead-letters it for someone to look at.",
+            f"deleted it already), so a failed order is lost without a trace. It should end "
+            f"in {DEAD}, for someone to look at.",
             table,
         )
     where = (
@@ -862,8 +861,7 @@ def publish(ctx: CheckContext) -> Pass:
             f"{len(transient)} of {len(got)} messages were published transient "
             f"({_mode(transient[0].delivery_mode)}). A durable queue survives a broker "
             f"restart, but only persistent messages survive with it: durability is per "
-            f"queue, persistence per message. Publish with delivery_mode=2 "
-            f"(pika.DeliveryMode.Persistent).",
+            f"queue, persistence per message: mark each message persistent.",
             table,
         )
     methods = _methods(run)
@@ -871,9 +869,8 @@ def publish(ctx: CheckContext) -> Pass:
         raise Fail(
             "The orders arrived, but publish() could not know that they had: without "
             "publisher confirms, basic_publish returns once the bytes are written, and a "
-            "message lost with a dropped connection is lost silently. Turn on confirms on "
-            "the channel (channel.confirm_delivery()) before publishing; basic_publish then "
-            "waits for the broker's ack.",
+            "message lost with a dropped connection is lost silently. With publisher confirms "
+            "on the channel, the broker acknowledges each message it has taken.",
             table,
         )
     return Pass(

@@ -115,9 +115,9 @@ def _no_index_for_a_user(indexes: Indexes, buffers: int, plan: Evidence) -> Fail
         return Fail(
             f"Your index {ix.name} on ({', '.join(ix.columns)}) has user_id after "
             f"{ix.columns[0]}. A B-tree is sorted by its first column, so it cannot jump to "
-            f"one user's orders: for user {HEAVY} PostgreSQL read {buffers} buffers. Put the "
-            f"equality column first and the sort column second: an index that leads with "
-            f"user_id, then created_at.",
+            f"one user's orders: for user {HEAVY} PostgreSQL read {buffers} buffers. Think about "
+            f"which column the query compares with = and which one it sorts by, and in "
+            f"which order an index must hold them.",
             plan,
             indexes.evidence(),
         )
@@ -130,8 +130,8 @@ def _no_index_for_a_user(indexes: Indexes, buffers: int, plan: Evidence) -> Fail
     )
     return Fail(
         f"No index on orders starts with user_id, so finding one user's latest orders means "
-        f"reading the whole table: {buffers} buffers for user {HEAVY}.{extra} Create an "
-        f"index that leads with user_id.",
+        f"reading the whole table: {buffers} buffers for user {HEAVY}.{extra} An index "
+        f"can only jump to the rows of one user if user_id is where it starts.",
         plan,
         indexes.evidence(),
     )
@@ -200,8 +200,8 @@ def _no_pending_index(indexes: Indexes, pending: int, buffers: int, plan: Eviden
         return Fail(
             f"{ix.name} indexes status for all {ORDERS:,} orders ({ix.size // 1024} kB), "
             f"although the queue only ever asks for the {pending:,} pending ones, and every "
-            f"write to any order must update it. Make the index partial (WHERE status = "
-            f"'pending') so it holds only the rows the queue reads.",
+            f"write to any order must update it. An index need not hold every row: look at "
+            f"partial indexes, which hold only the rows the queue reads.",
             plan,
             indexes.evidence(),
         )
@@ -214,8 +214,8 @@ def _no_pending_index(indexes: Indexes, pending: int, buffers: int, plan: Eviden
     )
     return Fail(
         f"No index covers only the pending orders, so the queue reads {buffers} buffers to "
-        f"find {pending:,} pending rows among {ORDERS:,}.{extra} Create a partial index: "
-        f"CREATE INDEX ... WHERE status = 'pending'.",
+        f"find {pending:,} pending rows among {ORDERS:,}.{extra} An index can hold only "
+        f"the rows a condition picks (a partial index).",
         plan,
         indexes.evidence(),
     )
@@ -281,7 +281,7 @@ def keyset_pagination(ctx: CheckContext) -> Pass:
             f"Walking all pages of user {HEAVY} showed every order once only because of the "
             f"plan PostgreSQL happened to pick: with another plan the order changed. "
             f"next_page orders by {keys}; rows that share a created_at need id as the last "
-            f"key to come back in a fixed order. Order by created_at DESC, id DESC.",
+            f"key to come back in a fixed order.",
             yours,
         )
     sizes = {len(p) for p in _pages(walked)[:-1]}
@@ -358,8 +358,9 @@ def _wrong_walk(page: LearnerQuery, walked: list[Row], truth: list[Row], yours: 
             f"orders: {len(missing)} never appeared. next_page orders by "
             f"{', '.join(map(str, keys))}, so orders that share one created_at (this user's "
             f"come in batches of 25) come back in no fixed order, and the page boundary "
-            f"cannot say which of them were shown. Make the order total: ORDER BY created_at "
-            f"DESC, id DESC, the same pair the row comparison uses.",
+            f"cannot say which of them were shown. Make the order total: end the ORDER BY "
+            f"with a column that is unique, and use the same columns in the condition on "
+            f"the last row shown.",
             yours,
         )
     if missing:
@@ -368,9 +369,9 @@ def _wrong_walk(page: LearnerQuery, walked: list[Row], truth: list[Row], yours: 
             f"Walking all pages of user {HEAVY} returned {len(seen):,} of {len(truth):,} "
             f"orders: {len(missing)} never appeared (order {sample_id}, created "
             f"{sample_at:%Y-%m-%d %H:%M:%S}, is one). This user's orders come in batches "
-            f"that share one created_at, and a page boundary fell inside a batch. Compare "
-            f"created_at and id together with a row comparison, (created_at, id) < "
-            f"(:last_created_at, :last_id), so ties are split by id.",
+            f"that share one created_at, and a page boundary fell inside a batch. The "
+            f"condition on the last row shown must split such ties: compare created_at and "
+            f"id together.",
             yours,
         )
     duplicates = len(walked) - len(seen)
@@ -395,20 +396,18 @@ def _cost_grows(
             f"next_page still uses OFFSET: to show page {max(COST_SAMPLES) // PAGE + 1}, "
             f"PostgreSQL reads and throws away the {max(COST_SAMPLES)} rows before it, so the "
             f"cost grows with every page ({reading} buffers). Remember the last row shown and "
-            f"ask for the rows after it instead: WHERE (created_at, id) < (:last_created_at, "
-            f":last_id).",
+            f"ask for the rows after it instead (keyset pagination).",
             yours,
             per_page,
         )
     why = (
         "Your condition spells the tie-break with OR (created_at < x OR (created_at = x AND "
         "id < y)). It returns the right rows, but PostgreSQL cannot turn the OR into one "
-        "range of the index, so it reads far more than a page. Write it as a row "
-        "comparison, (created_at, id) < (:last_created_at, :last_id), which the index can "
-        "start from directly."
+        "range of the index, so it reads far more than a page. A row comparison of the "
+        "same pair is one range the index can start from directly."
         if page.has("Or")
-        else "Make the condition one the index can start from: a row comparison, "
-        "(created_at, id) < (:last_created_at, :last_id)."
+        else "Make the condition on the last row shown one the index can start from "
+        "directly (the hints show one)."
     )
     return Fail(
         f"Every row came back exactly once, but later pages cost far more than the first "
@@ -446,8 +445,8 @@ def batched_recent_orders(ctx: CheckContext) -> Pass:
             f"recent_orders_for sent {statements} statements for {len(BATCH_USERS)} users: one "
             f"query per user, the N+1 pattern. Every statement is a round trip to the "
             f"database, wherever the loop lives (moving it into a helper function changes "
-            f"nothing). Ask for all users at once: WHERE user_id = ANY(%s) with a window "
-            f"function, or unnest(...) with a LATERAL subquery that keeps the LIMIT per user.",
+            f"nothing). Ask for all the users in one query, and keep the limit of "
+            f"{PER_USER} orders per user in SQL.",
             sent,
         )
     expected: dict[int, list[Any]] = {u: [] for u in BATCH_USERS}
@@ -485,8 +484,7 @@ def batched_recent_orders(ctx: CheckContext) -> Pass:
             f"The answer is right, in {statements} statement(s), but it fetched "
             f"{db.rows:,} rows to return {needed}: it pulls every order of each user "
             f"and trims in Python. Heavy users have 1,000 orders. Keep the per-user limit in "
-            f"the database: row_number() OVER (PARTITION BY user_id ORDER BY created_at DESC, "
-            f"id DESC), or a LATERAL subquery with LIMIT.",
+            f"the database, so that only the rows you return leave it.",
             sent,
         )
     return Pass(

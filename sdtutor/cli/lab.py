@@ -233,6 +233,7 @@ def check(
 
     t = _topic(topic)
     lab = _lab(t)
+    runtime.require_state(t)  # "not running" before any spinner
     if as_json:
         results = runtime.check(t, lab)
     else:
@@ -242,7 +243,7 @@ def check(
     if as_json:
         dump_json({"topic": t.slug, "passed": passed, "checks": [r.to_json() for r in results]})
     else:
-        console.print(render.check_results(results, verbose))
+        console.print(render.check_results(results, verbose, topic=t.slug))
         if passed:
             console.print(
                 f"[bold green]Lab passed.[/] `sdtutor lab solution {t.slug}` shows "
@@ -253,37 +254,64 @@ def check(
 
 
 @app.command("hint")
-def hint(topic: str = TOPIC_ARG) -> None:
+def hint(
+    topic: str = TOPIC_ARG,
+    show_all: bool = typer.Option(
+        False, "--all", "-a", help="Show the hints given so far again (no new one)."
+    ),
+) -> None:
     """Show the next hint (one more each call)."""
+    from rich.markdown import Markdown  # hints hold inline code: render it as code
     from rich.panel import Panel
 
     from sdtutor.cli.ui import console
     from sdtutor.lab import runtime
 
     t = _topic(topic)
-    h = runtime.next_hint(t, _lab(t))
-    more = "" if h.number == h.total else f"  (`sdtutor lab hint {t.slug}` for the next)"
-    console.print(
-        Panel(
-            h.text,
-            title=f"Hint {h.number} of {h.total}",
-            title_align="left",
-            subtitle=more or None,
-            border_style="cyan",
+    lab = _lab(t)
+    if show_all:
+        given = runtime.hints_given(t, lab)
+        if not given:
+            console.print(f"No hints given yet: `sdtutor lab hint {t.slug}` shows the first.")
+            return
+    else:
+        given = [runtime.next_hint(t, lab)]
+    for h in given:
+        last = h is given[-1]
+        more = f"`sdtutor lab hint {t.slug}` for the next" if last and h.number < h.total else None
+        console.print(
+            Panel(
+                Markdown(h.text),
+                title=f"Hint {h.number} of {h.total}",
+                title_align="left",
+                subtitle=more,
+                border_style="cyan",
+            )
         )
-    )
 
 
 @app.command("solution")
 def solution(topic: str = TOPIC_ARG) -> None:
     """Show the reference solution, once the lab has passed."""
-    from rich.syntax import Syntax
-
     from sdtutor.cli.ui import console
     from sdtutor.lab import runtime
 
     t = _topic(topic)
-    for name, text in runtime.solution_files(t, _lab(t)):
+    files = runtime.solution_files(t, _lab(t))
+    if not console.is_terminal:
+        # Piped or redirected: the files byte for byte (no wrapping, no colour), each
+        # under a `==> name <==` line as head(1) prints them.
+        import sys
+
+        for i, (name, text) in enumerate(files):
+            sys.stdout.write(f"{chr(10) if i else ''}==> {name} <==\n{text}")
+            if not text.endswith("\n"):
+                sys.stdout.write("\n")
+        sys.stdout.flush()
+        return
+    from rich.syntax import Syntax
+
+    for name, text in files:
         lexer = {".py": "python", ".sql": "sql"}.get(Path(name).suffix, "text")
         console.rule(f"[bold]{name}[/]", align="left")
         console.print(Syntax(text, lexer, word_wrap=True))
@@ -294,16 +322,22 @@ def watch(
     topic: str = TOPIC_ARG,
     interval: float = typer.Option(1.0, help="Seconds between looks at the workspace."),
 ) -> None:
-    """Re-check whenever a workspace file changes (Ctrl-C to stop)."""
+    """Re-check whenever a workspace file changes (Ctrl-C to stop).
+
+    A changed apply-file (indexes.sql in the indexing lab) is applied first, to a fresh
+    copy of the seeded data, so the database holds what the file says.
+    """
     import time
 
     from sdtutor.cli import render
     from sdtutor.cli.ui import console
+    from sdtutor.errors import SdtutorError
     from sdtutor.lab import runtime
 
     t = _topic(topic)
     lab = _lab(t)
     workspace = Path(runtime.require_state(t).workspace)
+    apply_paths = {str(workspace / name) for name in lab.apply}
 
     def snapshot() -> dict[str, float]:
         return {
@@ -312,15 +346,37 @@ def watch(
             if p.is_file() and ".sdtutor-backup" not in p.parts and "__pycache__" not in p.parts
         }
 
+    def apply_if_changed(seen: dict[str, float] | None, current: dict[str, float]) -> None:
+        """Apply the apply-files when one changed (at the start: when one is edited)."""
+        if seen is None:
+            if not runtime.edited_apply_files(lab, workspace):
+                return
+        elif not any(seen.get(p) != current.get(p) for p in apply_paths):
+            return
+        with console.status("Applying your files to a fresh copy of the seeded data..."):
+            applied = runtime.apply_files(t, lab, action="watch")
+        for a in applied:
+            console.print(a.note(), style=None if a.ok else "yellow")
+        console.print("[dim](on a fresh copy of the seeded data: it holds what your files say)[/]")
+
     seen: dict[str, float] | None = None
     try:
         while True:
             current = snapshot()
             if current != seen:
-                seen = current
                 console.clear()
                 console.print(f"[dim]Watching {workspace} (Ctrl-C to stop)[/]")
-                console.print(render.check_results(runtime.check(t, lab)))
+                try:
+                    apply_if_changed(seen, current)
+                    seen = current
+                    with console.status("Checking..."):
+                        results = runtime.check(t, lab)
+                    console.print(render.check_results(results, topic=t.slug))
+                except SdtutorError as exc:
+                    seen = current
+                    console.print(f"[red]{exc.message}[/]")
+                    if exc.hint:
+                        console.print(exc.hint)
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("\nStopped watching.")
@@ -361,13 +417,47 @@ def shell(
         path = file if file.is_absolute() else Path.cwd() / file
         if not path.exists() and (Path(lab_state.workspace) / file).exists():
             path = Path(lab_state.workspace) / file
-        service_kind.run_file(access, path)
+        lab = _lab(t)
+        name = runtime.is_apply_file(lab, lab_state, path) if path.is_file() else None
+        if name is None:
+            service_kind.run_file(access, path)
+            return
+        _apply_visibly(t, lab, name, path, chosen)
         return
     from sdtutor.services import Names, Target
 
     endpoint = lab_state.endpoints[chosen]
     target = Target(endpoint.url, Names.for_lab(t.slug), chosen, _lab(t), endpoint.handle)
     raise typer.Exit(service_kind.shell(access, prefer_native=not builtin, target=target))
+
+
+def _apply_visibly(t: Topic, lab: "LabSpec", name: str, path: Path, instance: str) -> None:
+    """`lab shell -f` of an apply-file: a fresh copy of the seeded data, the lab's other
+    apply-files quietly, then this one statement by statement."""
+    from sdtutor.cli.ui import console
+    from sdtutor.lab import runtime
+    from sdtutor.services import kind
+
+    with _Progress() as progress:
+        others = runtime.apply_files(t, lab, progress, skip=name)
+    console.print(
+        f"Applying {name} to a fresh copy of the seeded data, so that the database holds "
+        f"what the file says (what you made only in the shell is gone):"
+    )
+    for applied in others:
+        console.print(applied.note(), style=None if applied.ok else "yellow")
+    lab_state = runtime.require_state(t)
+    endpoint = lab_state.endpoints[instance]
+    try:
+        kind(endpoint.service).run_file(lab_state.access[instance], path)
+    except typer.Exit as exc:
+        if exc.exit_code:
+            console.print(
+                f"Fix that statement in {name} and run `sdtutor lab shell {t.slug} -f {name}` "
+                "again: it starts from the seeded data each time."
+            )
+        raise
+    console.print(f"Next: `sdtutor lab check {t.slug}`.")
 
 
 @app.command("reset")

@@ -104,21 +104,67 @@ def evidence(item: Evidence) -> RenderableType:
     return Panel(Text(str(item.data)), title=item.title, title_align="left", border_style="dim")
 
 
-def check_results(results: list[CheckResult], verbose: bool = False) -> RenderableType:
-    """Each check as passed or failed; failures with their evidence and the next step."""
+# How each outcome shows in the one-line list: a timeout or a check that did not run is
+# not the learner's failure, so it never wears the red cross.
+_MARKS: dict[str, tuple[str, str, str]] = {
+    "passed": ("✓", "bold green", ""),
+    "failed": ("✗", "bold red", ""),
+    "error": ("!", "bold yellow", "could not finish"),
+    "timeout": ("◷", "bold yellow", "ran out of time"),
+    "not run": ("·", "dim", "not run"),
+}
+
+
+def _check_line(r: CheckResult) -> Text:
+    mark, style, label = _MARKS.get(r.status or "failed", _MARKS["failed"])
+    line = Text(f"{mark} ", style=style) + Text(r.title, style="bold" if r.passed else "")
+    if label:
+        line += Text(f"  ({label})", style=style)
+    return line
+
+
+def _detail(r: CheckResult, with_evidence: bool) -> list[RenderableType]:
+    border = {"passed": "green", "failed": "red"}.get(r.status or "", "yellow")
+    parts: list[RenderableType] = [Panel(Text(r.message), border_style=border, padding=(0, 1))]
+    if with_evidence:
+        parts.extend(evidence(e) for e in r.evidence)
+    return parts
+
+
+def check_results(
+    results: list[CheckResult], verbose: bool = False, topic: str | None = None
+) -> RenderableType:
+    """One line per check, then the first problem with its evidence (`verbose`: every
+    check's message and evidence), then the count."""
     parts: list[RenderableType] = []
-    for r in results:
-        mark = Text("✓ ", style="bold green") if r.passed else Text("✗ ", style="bold red")
-        parts.append(mark + Text(r.title, style="bold") + Text(f"  [{r.id}]", style="dim"))
-        parts.append(
-            Panel(Text(r.message), border_style="green" if r.passed else "red", padding=(0, 1))
-        )
-        if not r.passed or verbose:
-            parts.extend(evidence(e) for e in r.evidence)
+    if verbose:
+        for r in results:
+            parts.append(_check_line(r) + Text(f"  [{r.id}]", style="dim"))
+            parts.extend(_detail(r, True))
+            parts.append(Text(""))
+    else:
+        parts.extend(_check_line(r) for r in results)
+        first = next((r for r in results if not r.passed and r.status != "not run"), None)
+        if first is not None:
+            heading = {"error": "Could not finish", "timeout": "Ran out of time"}.get(
+                first.status or "", "First failure"
+            )
+            parts.append(Text(""))
+            parts.append(
+                Text(f"{heading}: ", style="bold")
+                + Text(first.title, style="bold")
+                + Text(f"  [{first.id}]", style="dim")
+            )
+            parts.extend(_detail(first, True))
         parts.append(Text(""))
     passed = sum(r.passed for r in results)
     style = "bold green" if passed == len(results) else "bold yellow"
-    parts.append(Text(f"{passed} of {len(results)} checks pass.", style=style))
+    summary = Text(f"{passed} of {len(results)} checks pass.", style=style)
+    problems = len(results) - passed
+    if not verbose and problems > 1:
+        command = f"sdtutor lab check {topic} --verbose" if topic else "--verbose"
+        summary += Text(f" `{command}` shows every check's message and evidence.", style="dim")
+    parts.append(summary)
     return Group(*parts)
 
 

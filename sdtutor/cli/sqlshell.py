@@ -5,8 +5,10 @@ The built-in prompt prints results as tables and EXPLAIN plans as trees.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,51 @@ HELP = """Type SQL ending with ; (it may span lines). Also:
   \\d    tables        \\di   indexes       \\q    quit (or Ctrl-D)"""
 
 
-def run_file(url: str, path: Path) -> None:
-    """Run every statement of a SQL file, printing what each did; stop at the first error."""
+def run_file(url: str, path: Path, prefer_psql: bool = True) -> None:
+    """Run a SQL file, showing what each statement did; stop at the first refused one.
+
+    With psql installed the file goes to psql (`-f`), so whatever psql accepts works,
+    meta-commands such as `\\di` included; the password stays out of its argv. Raises
+    typer.Exit(1) when a statement is refused, after saying which and that the rest did
+    not run.
+    """
+    from sdtutor.errors import LabError
+
+    if not path.is_file():
+        raise LabError(f"There is no file {path}.", "Give the path to a .sql file.")
+    psql = shutil.which("psql")
+    if prefer_psql and psql:
+        _run_file_with_psql(psql, url, path)
+    else:
+        _run_file_builtin(url, path)
+
+
+def _shown_path(path: Path) -> str:
+    """The path as the learner would type it: relative to where they are, if inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _run_file_with_psql(psql: str, url: str, path: Path) -> None:
+    from sdtutor.cli.ui import err
+    from sdtutor.services.postgres import run_psql
+
+    # -X: the learner's ~/.psqlrc could turn off ON_ERROR_STOP or change the output.
+    code = run_psql(psql, url, "-X", "-v", "ON_ERROR_STOP=1", "-f", _shown_path(path))
+    if code == 3:  # ON_ERROR_STOP: a statement was refused, psql named its file:line
+        err.print(
+            f"[red]PostgreSQL refused a statement of {path.name} (psql names its line above); "
+            "the statements after it were not run.[/]"
+        )
+        raise typer.Exit(1)
+    if code:
+        err.print(f"[red]psql could not run {path.name} (exit status {code}).[/]")
+        raise typer.Exit(1)
+
+
+def _run_file_builtin(url: str, path: Path) -> None:
     from sdtutor.cli.ui import console, err
     from sdtutor.services.postgres import StatementRefused, run_statements
 
@@ -38,6 +83,10 @@ def run_file(url: str, path: Path) -> None:
                 _show(cur)
     except StatementRefused as exc:  # the learner's SQL failed: an answer, not a usage error
         err.print(f"[red]{exc.message}[/]")
+        err.print(
+            f"[red]Stopped there: {ran} statement{'s' if ran != 1 else ''} before it ran, "
+            "the ones after it were not run.[/]"
+        )
         raise typer.Exit(1) from None
     if not ran:
         console.print(f"{path.name} has no SQL statements (only comments).")
@@ -97,6 +146,58 @@ def interactive(url: str, prefer_psql: bool = True) -> int:
     return builtin_prompt(url)
 
 
+HISTORY_LINES = 1000
+
+
+def history_file() -> Path:
+    """Where the built-in SQL prompt keeps its history (under SDTUTOR_HOME)."""
+    from sdtutor import locations
+
+    return locations.home() / "history" / "sql"
+
+
+@contextlib.contextmanager
+def _line_editing() -> Iterator[None]:
+    """Arrow keys, editing and history for input() (readline), kept across sessions."""
+    try:
+        import readline
+    except ImportError:  # no readline on this Python: plain input() still works
+        yield
+        return
+    path = history_file()
+    readline.clear_history()
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(HISTORY_LINES)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            readline.write_history_file(path)
+            path.chmod(0o600)  # statements can hold data worth keeping private
+
+
+def _one_history_entry(lines: list[str]) -> None:
+    """A statement typed over several lines comes back as one entry (Up arrow); an empty
+    `lines` with `\\q` last drops that. Only entries that input() added are touched."""
+    try:
+        import readline
+    except ImportError:
+        return
+    count = readline.get_current_history_length()
+    last = [readline.get_history_item(i) for i in range(count - len(lines) + 1, count + 1)]
+    if not lines:
+        if count and readline.get_history_item(count) == "\\q":
+            readline.remove_history_item(count - 1)
+        return
+    if len(lines) < 2 or last != lines:
+        return
+    for _ in lines:
+        readline.remove_history_item(readline.get_current_history_length() - 1)
+    readline.add_history(" ".join(line.strip() for line in lines))
+
+
 def builtin_prompt(url: str) -> int:
     """A small SQL prompt: statements end with ';'."""
     import psycopg
@@ -104,7 +205,7 @@ def builtin_prompt(url: str) -> int:
     from sdtutor.cli.ui import console
     from sdtutor.services.postgres import connect
 
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn, _line_editing():
         dbname = conn.info.dbname
         console.print(f"Connected to {dbname}. {HELP}")
         buffer: list[str] = []
@@ -119,7 +220,8 @@ def builtin_prompt(url: str) -> int:
                 console.print()
                 continue
             stripped = line.strip()
-            if not buffer and stripped in ("\\q", "quit", "exit"):
+            if stripped == "\\q" or (not buffer and stripped in ("quit", "exit")):
+                _one_history_entry([])  # Up in the next session brings a statement back
                 return 0
             if not buffer and stripped in ("\\?", "help"):
                 console.print(HELP)
@@ -131,6 +233,7 @@ def builtin_prompt(url: str) -> int:
             if not stripped.endswith(";"):
                 continue
             statement = "\n".join(buffer)
+            _one_history_entry(buffer)
             buffer = []
             try:
                 cur = conn.execute(statement.encode())

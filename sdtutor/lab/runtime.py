@@ -150,24 +150,118 @@ def _teardown(lab_state: LabState, lab: LabSpec, purge: bool = False) -> list[st
     return problems
 
 
-def _reapply(lab: LabSpec, lab_state: LabState) -> list[str]:
-    """Apply the learner's edited apply-files to a namespace copied anew; returns notes."""
-    workspace = Path(lab_state.workspace)
-    notes = []
+@dataclass(frozen=True)
+class Applied:
+    """What applying one of the learner's apply-files did."""
+
+    name: str
+    statements: int | None  # how many ran, when all of them did
+    problem: str = ""  # why not every statement was applied
+    refused: bool = False  # the server refused one (`problem` is `file:line: error`)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every statement of the file was applied."""
+        return not self.problem
+
+    def note(self, again: bool = False) -> str:
+        """One sentence for the learner."""
+        if self.problem and self.refused:
+            return (
+                f"Your {self.name} did not all apply: the server refused {self.problem} "
+                "The statements before that one are applied; the ones after it are not."
+            )
+        if self.problem:
+            return f"Your {self.name} was not applied: {self.problem}"
+        if not self.statements:
+            return f"Your {self.name} has no statements to apply (only comments)."
+        plural = "s" if self.statements != 1 else ""
+        return (
+            f"Applied your {self.name}{' again' if again else ''} "
+            f"({self.statements} statement{plural})."
+        )
+
+
+def _apply_instance(lab: LabSpec, lab_state: LabState, name: str) -> str | None:
+    """The instance a workspace file is applied to (the first whose kind takes its suffix)."""
+    suffix = Path(name).suffix
+    for instance in lab.instances:
+        if suffix in kind(instance.kind).suffixes and instance.name in lab_state.access:
+            return instance.name
+    return None
+
+
+def _apply_one(lab: LabSpec, lab_state: LabState, name: str) -> Applied:
+    """Apply one workspace file quietly; a refusal is reported, never raised."""
+    instance = _apply_instance(lab, lab_state, name)
+    path = Path(lab_state.workspace) / name
+    if instance is None:
+        return Applied(name, None, "no service of this lab takes such a file.")
+    if not path.is_file():
+        return Applied(name, None, f"{path} is missing.")
+    service_kind = kind(lab_state.endpoints[instance].service)
+    try:
+        return Applied(name, service_kind.apply_file(lab_state.access[instance], path))
+    except SdtutorError as exc:
+        first = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
+        # A refusal names the file and line (`indexes.sql:7: ...`); anything else is the
+        # server or the connection.
+        refused = first.startswith(f"{path.name}:")
+        return Applied(name, None, first.rstrip(".") + ".", refused=refused)
+
+
+def is_apply_file(lab: LabSpec, lab_state: LabState, path: Path) -> str | None:
+    """The lab.yaml `apply:` name that `path` is (in the lab's workspace), if any."""
+    resolved = path.expanduser().resolve()
+    for name in lab.apply:
+        if (Path(lab_state.workspace) / name).resolve() == resolved:
+            return name
+    return None
+
+
+def apply_files(
+    topic: Topic,
+    lab: LabSpec,
+    progress: Progress = no_progress,
+    skip: str | None = None,
+    action: str = "shell",
+) -> list[Applied]:
+    """Make the lab's data hold what the learner's apply-files say.
+
+    Re-running an edited file on the data it already changed fails ("relation ...
+    already exists") or keeps what the file no longer says; so the seeded data is copied
+    anew (about 0.1 s for a template copy) into each instance the files apply to, and
+    every apply-file runs on it in lab.yaml order. `skip` names a file the caller runs
+    itself, visibly (`lab shell -f`), after this. Raises LabError when the lab is not
+    running or busy in another terminal.
+    """
+    slug = topic.slug
+    with state.exclusive(slug, action):
+        lab_state = require_state(topic)
+        instances = {_apply_instance(lab, lab_state, name) for name in lab.apply}
+        for service_kind, target in _targets(lab, slug, lab_state.endpoints, lab_state.access):
+            if target.instance in instances:
+                lab_state.access[target.instance] = service_kind.provision(target, True, progress)
+        state.save(lab_state)
+        return [_apply_one(lab, lab_state, name) for name in lab.apply if name != skip]
+
+
+def edited_apply_files(lab: LabSpec, workspace: Path) -> list[str]:
+    """The apply-files the learner has changed from the starter's."""
+    edited = []
     for name in lab.apply:
         path, starter = workspace / name, lab.starter / name
-        if not path.is_file() or (starter.is_file() and path.read_bytes() == starter.read_bytes()):
-            continue
-        for instance in lab.instances:
-            service_kind = kind(instance.kind)
-            if path.suffix in service_kind.suffixes and instance.name in lab_state.access:
-                try:
-                    count = service_kind.apply_file(lab_state.access[instance.name], path)
-                    notes.append(f"Applied your {name} again ({count} statements).")
-                except SdtutorError as exc:
-                    notes.append(f"Your {name} did not apply again: {exc.message}")
-                break
-    return notes
+        if path.is_file() and not (starter.is_file() and path.read_bytes() == starter.read_bytes()):
+            edited.append(name)
+    return edited
+
+
+def _reapply(lab: LabSpec, lab_state: LabState) -> list[str]:
+    """Apply the learner's edited apply-files to a namespace copied anew; returns notes."""
+    return [
+        _apply_one(lab, lab_state, name).note(again=True)
+        for name in edited_apply_files(lab, Path(lab_state.workspace))
+    ]
 
 
 def start(
@@ -330,6 +424,13 @@ def next_hint(topic: Topic, lab: LabSpec) -> Hint:
     return Hint(shown, len(lab.hints), lab.hints[shown - 1])
 
 
+def hints_given(topic: Topic, lab: LabSpec) -> list[Hint]:
+    """The hints shown so far, in order (none before the first `lab hint`)."""
+    with ProgressStore() as store:
+        shown = min(store.topic(topic.slug).hints_shown, len(lab.hints))
+    return [Hint(n, len(lab.hints), lab.hints[n - 1]) for n in range(1, shown + 1)]
+
+
 def solution_files(topic: Topic, lab: LabSpec) -> list[tuple[str, str]]:
     """The reference solution's files, once the lab has passed."""
     with ProgressStore() as store:
@@ -431,10 +532,15 @@ def stop_all(topics: Callable[[str], Topic], labs: Callable[[Topic], LabSpec]) -
 
 
 __all__ = [
+    "Applied",
     "Hint",
+    "apply_files",
     "backup_workspace",
     "check",
+    "edited_apply_files",
+    "hints_given",
     "info",
+    "is_apply_file",
     "next_hint",
     "require_state",
     "reset",
