@@ -96,7 +96,7 @@ class _Progress:
                 BarColumn(),
                 TextColumn("{task.percentage:>3.0f}%"),
                 console=stderr_console(),
-                transient=False,
+                transient=True,  # it ends as a list of ✓ lines, like quick work
             )
             for done in self.steps[:-1]:
                 self.progress.console.print(f"[green]✓[/] {done}")
@@ -114,14 +114,19 @@ class _Progress:
             if self.timer is not None:
                 self.timer.cancel()
             if self.progress is not None:
-                if exc[0] is None:
-                    self.progress.update(self.task, completed=1.0)
                 self.progress.stop()
-            elif exc[0] is None and self.steps:
+                shown = self.steps[-1:]  # the earlier ones were printed as they ended
+            else:
+                shown = self.steps
+            if shown:
                 from sdtutor.cli.ui import stderr_console
 
-                for done in self.steps:
-                    stderr_console().print(f"[green]✓[/] {done}")
+                # The step that was running when it failed gets the cross.
+                marks = ["[green]✓[/]"] * len(shown)
+                if exc[0] is not None:
+                    marks[-1] = "[red]✗[/]"
+                for mark, step in zip(marks, shown, strict=True):
+                    stderr_console().print(f"{mark} {step}")
         if self.timer is not None:
             self.timer.join()  # cancelled: it ends at once, or sees `closed` and returns
 
