@@ -8,9 +8,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 from dataclasses import dataclass
 
 from sdtutor.content.models import LETTERS, Question
+
+PASS_MARK = 0.7
+"""The score a finished quiz needs to pass (`sdtutor quiz` exits 1 below it)."""
 
 
 class BadResponse(ValueError):
@@ -115,6 +119,53 @@ def shuffled(question: Question, seed: object) -> Question:
     return dataclasses.replace(question, choices=choices, answer=answer)
 
 
+def _to_original(original: Question, shown: Question) -> dict[str, str]:
+    """Each letter of `shown` (a shuffled copy of `original`) and the original's letter for
+    the same choice."""
+    unused = list(range(len(original.choices)))
+    mapping: dict[str, str] = {}
+    for new, text in enumerate(shown.choices):
+        old = next(i for i in unused if original.choices[i] == text)
+        unused.remove(old)
+        mapping[LETTERS[new]] = LETTERS[old]
+    return mapping
+
+
+def original_letters(original: Question, shown: Question, response: str) -> str:
+    """A response typed against `shown` (the result of `shuffled(original, ...)`) written
+    in `original`'s letters, for records that are read against the quiz file. Characters
+    that are not choice letters are kept as they are; non-choice questions are unchanged."""
+    if shown.choices == original.choices:
+        return response
+    mapping = _to_original(original, shown)
+    mapped = "".join(mapping.get(ch.lower(), ch) for ch in response)
+    if original.type == "multiple" and mapped.isalpha():
+        mapped = "".join(sorted(mapped))  # a set: in the file's letter order
+    return mapped
+
+
+# A choice named in prose: "(b)", "(a, d)", "(b and c)"; not "count(c)".
+_LETTER_REFS = re.compile(r"(?<![\w(])\(([a-f](?:(?:, | and | or |, and )[a-f])*)\)")
+
+
+def relettered(text: str, original: Question, shown: Question) -> str:
+    """Prose written for `original` (its explanation) with the choices it names in
+    parentheses, "(b)" or "(a, d)", under the letters of `shown` (a shuffled copy).
+    Bare letters in running text ("skips b and d") cannot be told from words and are
+    left as written."""
+    if shown.choices == original.choices:
+        return text
+    to_shown = {old: new for new, old in _to_original(original, shown).items()}
+
+    def swap(match: re.Match[str]) -> str:
+        letters = re.findall(r"\b[a-f]\b", match.group(1))
+        if not all(letter in to_shown for letter in letters):
+            return match.group(0)  # names no choice of this question: not a reference
+        return "(" + re.sub(r"\b[a-f]\b", lambda m: to_shown[m.group(0)], match.group(1)) + ")"
+
+    return _LETTER_REFS.sub(swap, text)
+
+
 def describe_answer(question: Question) -> str:
     """The right answer in words: letters with their choice text, a number, true/false."""
     answer = question.answer
@@ -174,13 +225,16 @@ def summarise(results: list[Graded]) -> Summary:
 
 
 __all__ = [
+    "PASS_MARK",
     "BadResponse",
     "Graded",
     "Summary",
     "describe_answer",
     "grade",
     "is_correct",
+    "original_letters",
     "parse",
+    "relettered",
     "shuffled",
     "summarise",
 ]

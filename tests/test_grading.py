@@ -331,3 +331,51 @@ def test_shuffled_is_stable_for_one_seed_and_leaves_other_types_alone() -> None:
     assert shuffled(SINGLE, "attempt-3") == shuffled(SINGLE, "attempt-3")
     numeric = Question(id="n", type="numeric", prompt="?", explanation=".", answer=3.0)
     assert shuffled(numeric, 1) is numeric
+
+
+def test_original_letters_map_a_shuffled_response_back_to_the_file() -> None:
+    from sdtutor.grading import original_letters, shuffled
+
+    for seed in range(6):
+        for question, right in ((SINGLE, "b"), (MULTIPLE, "ac"), (ORDER, "bca")):
+            shown = shuffled(question, seed)
+            typed = {
+                "single": shown.answer,
+                "multiple": "".join(sorted(shown.answer)),
+                "order": "".join(shown.answer),
+            }[question.type]
+            assert grade(shown, typed).correct
+            assert original_letters(question, shown, typed) == right
+    assert original_letters(NUMERIC, NUMERIC, "62,500") == "62,500"
+
+
+def test_relettered_explanations_name_the_choices_as_shown() -> None:
+    from sdtutor.grading import relettered
+
+    question = Question(
+        id="q",
+        type="multiple",
+        prompt="?",
+        explanation="Right: (a, c) and (b). Wrong: count(c), (a DESC, b), (z).",
+        choices=("one", "two", "three"),
+        answer=frozenset({"a", "c"}),
+    )
+    shown = Question(
+        id="q",
+        type="multiple",
+        prompt="?",
+        explanation=question.explanation,
+        choices=("three", "one", "two"),
+        answer=frozenset({"b", "a"}),
+    )
+    assert relettered(question.explanation, question, shown) == (
+        "Right: (b, a) and (c). Wrong: count(c), (a DESC, b), (z)."
+    )
+    assert relettered(question.explanation, question, question) == question.explanation
+
+
+def test_the_pass_mark() -> None:
+    from sdtutor.grading import PASS_MARK
+
+    assert summarise([grade(SINGLE, "b")] * 7 + [grade(SINGLE, "a")] * 3).score >= PASS_MARK
+    assert summarise([grade(SINGLE, "b")] * 6 + [grade(SINGLE, "a")] * 4).score < PASS_MARK

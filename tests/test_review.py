@@ -108,7 +108,7 @@ def test_review_command_asks_due_questions_and_reschedules_them(home: Path) -> N
         timeout=60,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "3 question(s) due for review" in result.stdout
+    assert "3 questions due for review" in result.stdout
     assert "Score: 2 of 3" in result.stdout
 
     after = json.loads(sdtutor("review", "--json", env={"SDTUTOR_HOME": str(home)}).stdout)
