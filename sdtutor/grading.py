@@ -11,10 +11,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from sdtutor.content.models import LETTERS, Question
-
-PASS_MARK = 0.7
-"""The score a finished quiz needs to pass (`sdtutor quiz` exits 1 below it)."""
+from sdtutor.content.models import LETTERS, PASS_MARK, Question
 
 
 class BadResponse(ValueError):

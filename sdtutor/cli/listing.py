@@ -27,6 +27,7 @@ def list_topics(
 ) -> None:
     """List all topics with lesson, quiz and lab status."""
     from sdtutor.cli.ui import colour_enabled, dump_json
+    from sdtutor.content.models import PASS_MARK
     from sdtutor.status import course_status
 
     rows = course_status()
@@ -57,7 +58,7 @@ def list_topics(
         else:
             quiz, quiz_style = (
                 f"best {r.quiz_best:.0%}",
-                "green" if r.quiz_best >= 0.8 else "yellow",
+                "green" if r.quiz_best >= PASS_MARK else "yellow",
             )
         written = r.lesson != "not written"
         cells: list[tuple[str, str | None]] = [
