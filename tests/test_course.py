@@ -48,5 +48,27 @@ def test_quiz_meets_the_course_standards(topic) -> None:  # type: ignore[no-unty
     assert lint_quiz(content.quiz_path, topic, lesson) == []
 
 
+@pytest.mark.parametrize("topic", QUIZZES, ids=lambda t: t.slug)
+def test_quiz_code_keeps_its_lines_at_80_columns(topic) -> None:  # type: ignore[no-untyped-def]
+    """Prompts and explanations are shown as Markdown (explanations in a panel): every line
+    of a fenced block must come out whole, and nothing may be wider than the terminal."""
+    from rich.markdown import Markdown
+    from rich.panel import Panel
+
+    for question in COURSE.quiz(topic).questions:
+        for text, boxed in ((question.prompt, False), (question.explanation, True)):
+            out = io.StringIO()
+            console = Console(file=out, width=80, color_system=None, legacy_windows=False)
+            console.print(Panel(Markdown(text)) if boxed else Markdown(text))
+            shown = out.getvalue()
+            assert max(len(line) for line in shown.splitlines()) <= 80
+            in_code = False
+            for line in text.splitlines():
+                if line.lstrip().startswith("```"):
+                    in_code = not in_code
+                elif in_code and line.strip():
+                    assert line.rstrip() in shown, f"{question.id}: code line lost: {line!r}"
+
+
 def test_the_course_is_complete() -> None:
     assert len(LESSONS) == 20 and len(QUIZZES) == 20

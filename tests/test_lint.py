@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import sys
 from pathlib import Path
@@ -548,3 +549,98 @@ def test_a_lab_harness_named_in_lab_yaml_is_not_an_orphan(lab: Path) -> None:
     ]
     (lab / "harness.py").write_text("print('hi')\n", encoding="utf-8")
     assert lint_lab(lab, INDEXING)[1] == []
+
+
+# ---------------------------------------------------------------- quiz text as Markdown
+
+COLLAPSING_PROMPT = """    prompt: |
+      The job table has this index:
+
+        CREATE INDEX jobs_idx ON jobs (run_at)
+          WHERE state = 'queued';
+
+      What does a B-tree leaf entry hold?
+"""
+FENCED_PROMPT = """    prompt: |
+      The job table has this index:
+
+      ```sql
+      CREATE INDEX jobs_idx ON jobs (run_at)
+        WHERE state = 'queued';
+      ```
+
+      An indented code block after a blank line keeps its lines:
+
+          like this one
+          and this one
+
+      A list after a blank line is meant as one:
+
+      - first item, wrapped over
+        two lines
+      - a second item
+
+      What does a B-tree leaf entry hold?
+"""
+
+
+def rendered(markdown: str) -> str:
+    """Markdown as the quiz shows it, at 80 columns, without colour."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    console = Console(width=80, color_system=None, record=True, file=io.StringIO())
+    console.print(Markdown(markdown))
+    return console.export_text()
+
+
+def test_quiz_text_that_markdown_would_collapse_is_reported_at_its_line(course: Path) -> None:
+    path = quiz_file(course)
+    edit(path, "    prompt: What does a B-tree leaf entry hold?\n", COLLAPSING_PROMPT)
+    edit(
+        path,
+        "      A hash index only answers equality; hashing destroys the order a range\n",
+        "      A hash index only answers equality; a range scan reads leaves 1 + 2\n"
+        "      + 3 in order, and hashing destroys the order a range\n",
+    )
+    choice = "      - |\n        Read the leaf:\n          page\n"
+    text = edit(path, "      - Read the leaf page\n", choice)
+    problems = lint_quiz(path, INDEXING, None)
+    assert problems == [
+        Problem(
+            str(path),
+            line_of(text, "CREATE INDEX jobs_idx"),
+            "question 'btree-stores' prompt: indented text outside a ``` fence: Markdown drops "
+            "the indent and joins the lines into one paragraph; put code in a fenced block",
+        ),
+        Problem(
+            str(path),
+            line_of(text, "Read the leaf:") + 1,
+            "question 'lookup-order' choice c: indented text outside a ``` fence: Markdown "
+            "drops the indent and joins the lines into one paragraph; put code in a fenced block",
+        ),
+        Problem(
+            str(path),
+            line_of(text, "+ 3 in order"),
+            "question 'hash-ranges' explanation: the line starts with '+ ', so Markdown makes "
+            "it a list item: reflow the text, or put a blank line before a list",
+        ),
+    ]
+
+
+def test_what_the_rule_reports_really_collapses_when_rendered() -> None:
+    """The premise of the rule, checked against the renderer the quiz uses."""
+    prompt = yaml.safe_load("prompt: |\n" + COLLAPSING_PROMPT.split("|\n", 1)[1])["prompt"]
+    assert "(run_at) WHERE state" in rendered(prompt)  # two code lines became one
+    assert "• 32 = 63 s" in rendered("The wait is 1 + 2 + 4 + 8 + 16\n+ 32 = 63 s.")  # a bullet
+    fenced = yaml.safe_load("prompt: |\n" + FENCED_PROMPT.split("|\n", 1)[1])["prompt"]
+    out = rendered(fenced)
+    assert "CREATE INDEX jobs_idx ON jobs (run_at)  " in out
+    assert "  WHERE state = 'queued';" in out
+    assert "like this one  " in out and "and this one  " in out
+
+
+def test_fenced_code_lists_and_indented_code_blocks_are_fine(course: Path) -> None:
+    path = quiz_file(course)
+    edit(path, "    prompt: What does a B-tree leaf entry hold?\n", FENCED_PROMPT)
+    assert lint_quiz(path, INDEXING, None) == []

@@ -9,6 +9,7 @@ and run after the lint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,6 +257,7 @@ def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Pr
             )
         )
     problems += _length_tells(p, quiz.questions)
+    problems += _markdown_collapses(path, data, quiz.questions)
     headings = {s.heading for s in lesson.sections} if lesson else set()
     for q in quiz.questions:
         if lesson and q.section and q.section not in headings:
@@ -267,6 +269,105 @@ def lint_quiz(path: Path, topic: Topic | None, lesson: Lesson | None) -> list[Pr
                 Problem(p, q.line, f"question '{q.id}': the explanation is too thin to teach")
             )
     return problems
+
+
+_LIST_ITEM = re.compile(r"([-+*]|\d{1,9}[.)])( |$)")
+_INTERRUPTS = re.compile(r"([-+*]|1[.)]) +\S")
+"""A list item that can start inside a paragraph (CommonMark: a bullet, or an ordered
+item numbered 1), so a wrapped line that happens to begin with one becomes a list."""
+_SETEXT = re.compile(r"(=+|-+) *")
+_HEADING = re.compile(r"#{1,6}( |$)")
+
+
+def _collapses(text: str) -> list[tuple[int, str]]:
+    """Where `text`, rendered as Markdown, loses lines the author wrote: (index of the
+    first line in `text`, what happens). Fenced blocks are left alone."""
+    found: list[tuple[int, str]] = []
+    lines = text.splitlines()
+    fence = ""
+    in_paragraph = in_list = in_indented_code = False
+    in_indented_run = False  # one problem per run of indented lines, not one per line
+    for i, line in enumerate(lines):
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if fence:
+            if stripped.startswith(fence):
+                fence = ""
+            continue
+        if stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+            in_paragraph = in_list = in_indented_code = False
+            continue
+        if not stripped.strip():
+            in_paragraph = in_indented_code = in_indented_run = False
+            continue
+        if indent:
+            if in_list:  # a list item's continuation: Markdown means it to wrap
+                continue
+            if indent >= 4 and (in_indented_code or not in_paragraph):
+                in_indented_code = True  # a real indented code block keeps its lines
+                continue
+            if not in_indented_run:
+                in_indented_run = True
+                found.append(
+                    (
+                        i,
+                        "indented text outside a ``` fence: Markdown drops the indent and "
+                        "joins the lines into one paragraph; put code in a fenced block",
+                    )
+                )
+            in_paragraph = True
+            continue
+        if not in_paragraph and not in_indented_code:
+            in_list = False  # text after a blank line, not indented: the list has ended
+        in_indented_run = in_indented_code = False
+        if _LIST_ITEM.match(stripped):
+            if in_paragraph and not in_list and _INTERRUPTS.match(stripped):
+                found.append(
+                    (
+                        i,
+                        f"the line starts with '{stripped.split()[0]} ', so Markdown makes it "
+                        "a list item: reflow the text, or put a blank line before a list",
+                    )
+                )
+            in_list = True
+            in_paragraph = True
+            continue
+        if in_paragraph and not in_list and _SETEXT.fullmatch(stripped):
+            found.append((i, "a line of only '=' or '-' turns the line above into a heading"))
+        elif _HEADING.match(stripped):
+            found.append((i, "a line starting with '#' becomes a heading: reflow the text"))
+        in_paragraph = True
+    return found
+
+
+def _markdown_collapses(path: Path, data: Any, questions: tuple[Question, ...]) -> list[Problem]:
+    """Quiz text that would lose its lines when shown as Markdown, at its file line."""
+    try:
+        file_lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    raw = data.get("questions") if isinstance(data, LineDict) else None
+    problems: list[Problem] = []
+    for n, q in enumerate(questions):
+        raw_q = raw[n] if isinstance(raw, list) and n < len(raw) else None
+        key_lines: dict[str, int] = getattr(raw_q, "key_lines", {})
+        texts = [("prompt", "prompt", q.prompt), ("explanation", "explanation", q.explanation)]
+        texts += [(f"choice {LETTERS[k]}", "choices", c) for k, c in enumerate(q.choices)]
+        for field, key, text in texts:
+            for index, what in _collapses(text):
+                start = key_lines.get(key, q.line)
+                line = _file_line(file_lines, start, text.splitlines()[index])
+                problems.append(Problem(str(path), line, f"question '{q.id}' {field}: {what}"))
+    return problems
+
+
+def _file_line(file_lines: list[str], start: int, wanted: str) -> int:
+    """The number of the first file line from `start` that ends with `wanted` (or `start`)."""
+    for number in range(max(start, 1), len(file_lines) + 1):
+        if file_lines[number - 1].rstrip().endswith(wanted.rstrip()):
+            return number
+    return start
 
 
 def _length_tells(path: str, questions: tuple[Question, ...]) -> list[Problem]:
