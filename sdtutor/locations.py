@@ -17,7 +17,16 @@ def home() -> Path:
     """The folder that holds progress, lab state and local service data."""
     env = os.environ.get("SDTUTOR_HOME")
     if env:
-        return Path(env).expanduser().resolve()
+        path = Path(env).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            from sdtutor.errors import ProgressError
+
+            raise ProgressError(
+                f"SDTUTOR_HOME is {path}, which is a file, not a folder.",
+                "Point SDTUTOR_HOME at a folder (it is made if missing), or unset it to "
+                "keep your progress in the usual place.",
+            )
+        return path
     import platformdirs
 
     return Path(platformdirs.user_data_dir("sdtutor", appauthor=False))

@@ -246,3 +246,13 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 def test_version() -> None:
     result = sdtutor("--version")
     assert result.returncode == 0 and result.stdout.startswith("sdtutor ")
+
+
+@pytest.mark.parametrize("command", [["list"], ["progress"], ["lab", "info", "indexing"]])
+def test_a_home_that_is_a_file_is_a_short_message(tmp_path: Path, command: list[str]) -> None:
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    result = sdtutor(*command, env={"SDTUTOR_HOME": str(home)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "which is a file, not a folder" in plain(result.stderr)

@@ -53,7 +53,14 @@ class ProgressStore:
         self.conn = self._open()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProgressError(
+                f"Cannot make the folder for your progress, {self.path.parent}: "
+                f"{exc.strerror or exc}.",
+                "Point SDTUTOR_HOME at a folder you can write, or unset it.",
+            ) from None
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 10000")
