@@ -184,7 +184,7 @@ WRONG: dict[str, tuple[dict[str, str], str, list[str]]] = {
             "LIMIT 20;\n",
         },
         "keyset-pagination",
-        ["never appeared", "orders by created_at DESC", "ORDER BY created_at DESC, id DESC"],
+        ["never appeared", "orders by created_at DESC", "share one created_at"],
     ),
     "keyset-less-or-equal": (
         {
