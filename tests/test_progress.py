@@ -187,8 +187,8 @@ def test_passed_lab_stays_passed(store: ProgressStore) -> None:
     tp = store.topic("indexing")
     assert (tp.lab, tp.workspace) == ("passed", "/elsewhere")
     history = store.lab_history()
-    assert [h["passed"] for h in history] == [1, 0]
-    assert history[1]["failed_ids"] == '["b"]'
+    assert [h["passed"] for h in history] == [True, False]
+    assert history[1]["failed_ids"] == ["b"]
 
 
 def test_next_hint_counts_up_and_caps(store: ProgressStore) -> None:
