@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.conftest import databases, lab_names, sdtutor
 
@@ -38,5 +39,33 @@ def test_stop_all_removes_the_seeded_copy_of_a_lab_stopped_before(
 
         again = sdtutor("lab", "stop", "--all", env=external_env)
         assert again.returncode == 0 and "Nothing was running" in again.stdout
+    finally:
+        sdtutor("lab", "stop", "--all", env=external_env)
+
+
+def test_a_quiet_apply_says_which_psql_commands_it_skipped(
+    external_env: dict[str, str], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lab watch` and a restart apply files quietly; without psql installed, a `\\set`
+    line in them is skipped and the learner is told, not left guessing."""
+    from sdtutor.content.course import Course
+    from sdtutor.lab import runtime, state
+    from sdtutor.topics import resolve
+
+    ws = tmp_path / "ws"
+    try:
+        assert sdtutor("lab", "start", "indexing", "-w", str(ws), env=external_env).returncode == 0
+        (ws / "indexes.sql").write_text(
+            "\\set ON_ERROR_STOP 1\nCREATE INDEX lifecycle_idx ON orders (user_id);\n"
+        )
+        for name, value in external_env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr("shutil.which", lambda name, *a, **k: None)  # no psql here
+        topic = resolve("indexing")
+        lab_state = state.load("indexing")
+        assert lab_state is not None
+        applied = runtime._apply_one(Course().lab(topic), lab_state, "indexes.sql")
+        assert applied.ok and applied.statements == 1
+        assert "\\set" in applied.note() and "line 1" in applied.note()
     finally:
         sdtutor("lab", "stop", "--all", env=external_env)

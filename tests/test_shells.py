@@ -78,6 +78,12 @@ def feed(monkeypatch: pytest.MonkeyPatch, *lines: str) -> None:
     monkeypatch.setattr(builtins, "input", fake_input)
 
 
+@pytest.fixture(autouse=True)
+def _history_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in prompts write their history under SDTUTOR_HOME: never the real one."""
+    monkeypatch.setenv("SDTUTOR_HOME", str(tmp_path / "history-home"))
+
+
 def replies(output: str, prompt: str) -> list[str]:
     """The prompt's answer to each command, in order (the text after one prompt's line)."""
     chunks = output.split(prompt)[1:]
@@ -406,17 +412,13 @@ def test_prompts_end_at_end_of_input(
     assert prompt(Access(AMQP, amqp_names)) == 0
 
 
-def _sql_prompt_session(home: Path, url: str, keys: list[bytes]) -> str:
-    """Run the built-in SQL prompt on a pty (as a terminal would) and type `keys`, each
-    after the prompt that asks for it; returns what the screen showed."""
+def _prompt_session(home: Path, code: str, keys: list[bytes], prompts: tuple[bytes, ...]) -> str:
+    """Run a built-in prompt (`code`, in a new interpreter) on a pty, as a terminal would,
+    and type `keys`, each after a prompt ending in one of `prompts`; returns the screen."""
     import pty
     import select
     import time
 
-    code = (
-        "from sdtutor.cli.sqlshell import builtin_prompt; "
-        f"raise SystemExit(builtin_prompt({url!r}))"
-    )
     env = {**os.environ, "SDTUTOR_HOME": str(home), "NO_COLOR": "1", "TERM": "xterm"}
     env.pop("INPUTRC", None)
     pid, fd = pty.fork()
@@ -436,13 +438,21 @@ def _sql_prompt_session(home: Path, url: str, keys: list[bytes]) -> str:
                 if not chunk:
                     break
                 screen += chunk
-                if pending and screen.rstrip().endswith((b"=>", b"->")):
+                if pending and screen.rstrip().endswith(prompts):
                     os.write(fd, pending.pop(0))
                     screen += b"\n"  # so that the same prompt is not answered twice
     finally:
         os.close(fd)
         os.waitpid(pid, 0)
     return screen.decode(errors="replace")
+
+
+def _sql_prompt_session(home: Path, url: str, keys: list[bytes]) -> str:
+    code = (
+        "from sdtutor.cli.sqlshell import builtin_prompt; "
+        f"raise SystemExit(builtin_prompt({url!r}))"
+    )
+    return _prompt_session(home, code, keys, (b"=>", b"->"))
 
 
 def test_builtin_sql_prompt_has_line_editing_and_history(
@@ -460,3 +470,223 @@ def test_builtin_sql_prompt_has_line_editing_and_history(
     # A new session: the Up arrow brings the statement back.
     second = _sql_prompt_session(home, system_postgres, [b"\x1b[A\r", b"\\q\r"])
     assert "SELECT 40 + 2 AS answer;" in second and "42" in second
+
+
+LEFT, UP, HOME_KEY = b"\x1b[D", b"\x1b[A", b"\x01"
+
+
+def test_builtin_redis_prompt_has_line_editing_and_history(
+    tmp_path: Path, redis_user: tuple[str, str]
+) -> None:
+    url, prefix = redis_user
+    home = tmp_path / "home"
+    code = (
+        "from sdtutor.services.base import Access\n"
+        "from sdtutor.services.redis import builtin_prompt\n"
+        f"raise SystemExit(builtin_prompt(Access({url!r}, {prefix!r})))\n"
+    )
+    key = f"{prefix}greeting".encode()
+    # A typo mended with Home (readline's Ctrl-A): `T key` becomes `GET key`.
+    first = _prompt_session(
+        home,
+        code,
+        [b"SET " + key + b" 'hello there'\r", b"T " + key + HOME_KEY + b"GE\r", b"QUIT\r"],
+        (b"redis>",),
+    )
+    assert first.count('"hello there"') == 1 and "ERR unknown command" not in first
+    path = home / "history" / "redis"
+    entries = path.read_text().splitlines()
+    assert f"GET {prefix}greeting" in entries and f"SET {prefix}greeting 'hello there'" in entries
+    assert "QUIT" not in entries  # Up in the next session brings back work, not the quit
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # A new session: Up brings back the last command, and it runs again.
+    second = _prompt_session(home, code, [UP + b"\r", b"quit\r"], (b"redis>",))
+    assert f"GET {prefix}greeting" in second and '"hello there"' in second
+
+
+def test_builtin_amqp_prompt_has_line_editing_and_history(tmp_path: Path, amqp_names: str) -> None:
+    prefix = amqp_names
+    home = tmp_path / "home"
+    code = (
+        "from sdtutor.services.base import Access\n"
+        "from sdtutor.services.amqpshell import prompt\n"
+        f"raise SystemExit(prompt(Access({AMQP!r}, {prefix!r})))\n"
+    )
+    keys = [b"publish '' ordrs hello" + LEFT * 8 + b"e\r", b"peek orders\r", b"exit\r"]
+    first = _prompt_session(home, code, keys, (b"amqp>",))
+    assert f"published to (default) with key {prefix}orders" in first
+    assert f"[{prefix}orders] hello" in first
+    path = home / "history" / "amqp"
+    assert path.read_text().splitlines()[-2:] == ["publish '' orders hello", "peek orders"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = _prompt_session(home, code, [UP + UP + b"\r", b"exit\r"], (b"amqp>",))
+    assert f"published to (default) with key {prefix}orders" in second
+    assert message_count(prefix + "orders") == 2
+
+
+# ---------------------------------------------------------------- SQL files
+
+
+SCRIPT = """\
+-- The learner's indexes, with the psql commands a learner types in `lab shell` too.
+\\set ECHO none
+CREATE TABLE things (id int PRIMARY KEY, label text);
+\\di
+CREATE INDEX things_label
+    ON things (label);
+\\echo it's done
+"""
+
+REFUSED = """\
+CREATE TABLE before_it (id int);
+\\di
+CREATE INDEX nope_idx
+    ON nope (x);
+CREATE TABLE after_it (id int);
+"""
+
+
+@pytest.fixture
+def scratch_db(system_postgres: str) -> Iterator[str]:
+    """A database of this test's own on the machine's server; yields its URL."""
+    from sdtutor.services import postgres
+
+    name = f"sdtutor_test_shells_{secrets.token_hex(4)}"
+    postgres.create_database(system_postgres, name)
+    try:
+        yield postgres.with_database(system_postgres, name)
+    finally:
+        postgres.drop_database(system_postgres, name)
+
+
+def relations(url: str) -> set[str]:
+    from sdtutor.services.postgres import admin
+
+    with admin(url) as s:
+        rows = s.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace")
+    return {str(r[0]) for r in rows}
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["psql", "builtin"])
+def test_apply_file_takes_what_lab_shell_f_takes(
+    native: bool, scratch_db: str, tmp_path: Path
+) -> None:
+    from sdtutor.services.postgres import PostgresKind, StatementRefused
+
+    if native:
+        psql()  # the psql path needs psql
+    script = tmp_path / "indexes.sql"
+    script.write_text(SCRIPT)
+    notes: list[str] = []
+    assert PostgresKind().apply_file(Access(scratch_db), script, native, notes) == 2
+    assert {"things", "things_pkey", "things_label"} <= relations(scratch_db)
+    if native:
+        assert notes == []  # psql ran its own commands
+    else:
+        assert notes == [
+            "Skipped psql commands in indexes.sql: \\set (line 2), \\di (line 4), \\echo "
+            "(line 7); sdtutor's own runner sends SQL only (install psql to run them)."
+        ]
+
+    # A refused statement stops the file there, named by its first line, either way.
+    refused = tmp_path / "refused.sql"
+    refused.write_text(REFUSED)
+    with pytest.raises(StatementRefused) as caught:
+        PostgresKind().apply_file(Access(scratch_db), refused, native)
+    assert caught.value.message == 'refused.sql:3: relation "nope" does not exist'
+    assert "before_it" in relations(scratch_db) and "after_it" not in relations(scratch_db)
+
+
+def test_apply_file_with_psql_keeps_the_password_out_of_argv(
+    scram_server: str, tmp_path: Path
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from sdtutor.services.postgres import PostgresKind
+
+    role = f"sdtutor_test_shell_{secrets.token_hex(4)}"
+    with psycopg.connect(scram_server, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(PASSWORD)
+            )
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(*[sql.Identifier(role)] * 2))
+    host = scram_server.rsplit("@", 1)[1].split("/", 1)[0]
+    script = tmp_path / "indexes.sql"
+    script.write_text(SCRIPT)
+    try:
+        url = f"postgresql://{role}:{quote(PASSWORD, safe='')}@{host}/{role}"
+        assert PostgresKind().apply_file(Access(url), script) == 2  # logged in: the passfile
+        assert "things_label" in relations(url)
+    finally:
+        with psycopg.connect(scram_server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_builtin_run_file_shows_di_and_skips_other_psql_commands(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "indexes.sql"
+    script.write_text(SCRIPT)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from sdtutor.services.base import Access\n"
+        "from sdtutor.services.postgres import PostgresKind\n"
+        "PostgresKind().run_file(Access(sys.argv[1]), Path(sys.argv[2]), prefer_native=False)\n"
+    )
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, scratch_db, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "skipped \\set ECHO none  indexes.sql:2" in out
+    assert "CREATE TABLE  indexes.sql:3" in out
+    assert "\\di  indexes.sql:4" in out and "things_pkey" in out  # the index list, as shown
+    assert "CREATE INDEX  indexes.sql:5" in out
+    assert "skipped \\echo it's done  indexes.sql:7" in out
+
+
+@pytest.mark.slow
+def test_lab_shell_f_builtin_uses_sdtutors_own_runner(
+    external_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.conftest import plain, sdtutor
+
+    psql()  # with psql installed, only --builtin picks sdtutor's runner
+    workspace = tmp_path / "ws"
+    started = sdtutor("lab", "start", "indexing", "-w", str(workspace), env=external_env)
+    assert started.returncode == 0, started.stderr
+    try:
+        (workspace / "indexes.sql").write_text(
+            "\\set ON_ERROR_STOP on\nCREATE INDEX mine ON orders (user_id);\n\\di\n"
+        )
+        shell = ("lab", "shell", "indexing", "-f", "indexes.sql")
+        builtin = sdtutor(*shell, "--builtin", env=external_env, cwd=workspace)
+        assert builtin.returncode == 0, builtin.stderr
+        out = plain(builtin.stdout)
+        assert "skipped \\set ON_ERROR_STOP on indexes.sql:1" in out
+        assert "CREATE INDEX indexes.sql:2" in out and "\\di indexes.sql:3" in out
+        assert "mine" in out and "List of relations" not in out  # psql's title for \di
+        native = sdtutor(*shell, env=external_env, cwd=workspace)
+        assert native.returncode == 0, native.stderr
+        assert "List of relations" in native.stdout and "skipped" not in native.stdout
+
+        # A file that is not one of the lab's apply-files: the same choice.
+        scratch = workspace / "scratch.sql"
+        scratch.write_text("SELECT 6 * 7 AS answer;\n\\echo done\n")
+        builtin = sdtutor(
+            "lab", "shell", "indexing", "-f", str(scratch), "--builtin", env=external_env
+        )
+        assert builtin.returncode == 0, builtin.stderr
+        out = plain(builtin.stdout)
+        assert "answer" in out and "42" in out and "skipped \\echo done scratch.sql:2" in out
+    finally:
+        sdtutor("lab", "stop", "indexing", "--purge", env=external_env)

@@ -33,7 +33,8 @@ PRODUCT = (
 HOT, OTHER = 101, 202  # reads-cached
 TTL_READS, TTL_WRITTEN = (303, 404), 505  # ttl
 FRESH, RACED = 606, 707  # fresh-after-update
-MISSING = 987_654  # negative-cache: ids run 1..5000
+MISSING = 987_654  # negative-cache: past the seeded ids (1..5000), and
+GONE = 2_468  # a product the check deletes for a moment (a discontinued one)
 COLD, DYING = 808, 909  # stampede
 REFUSED, HELD = 1001, 1102  # failed-write
 
@@ -503,19 +504,68 @@ def fresh_after_update(ctx: CheckContext) -> Pass:
     )
 
 
+def _missing_lookups(ctx: CheckContext, product_id: int) -> tuple[list[int], list[Any]]:
+    """MISSING_CALLS lookups of a product that does not exist, each of which must return
+    None; returns the statements each sent to PostgreSQL, and the runs."""
+    runs, reads = [], []
+    for n in range(MISSING_CALLS):
+        run = _get(ctx, product_id)
+        if run.value is not None:
+            again = "A repeated" if n else "A"
+            raise Fail(
+                f"{again} get_product({product_id}) returned {_show(run.value)}, but no "
+                f"product has that id: return None, as the starter does, whether the answer "
+                f"came from the database or from a cached 'not found'."
+            )
+        runs.append(run)
+        reads.append(_reads(_statements(run)))
+    return reads, runs
+
+
+def _reads_table(product_id: int, reads: list[int]) -> Evidence:
+    return Evidence(
+        f"statements that reached PostgreSQL per lookup of product {product_id}",
+        "table",
+        (("call", "statements"), [(n, r) for n, r in enumerate(reads, start=1)]),
+    )
+
+
+def _penetration(product_id: int, what: str, reads: list[int], keys: Any) -> Fail:
+    short = [(k, t, s) for k, t, s in keys if 0 <= s < 5]
+    extra = (
+        f" Your code did store {short[0][0]}, but it expires after {short[0][2]} s: too "
+        f"soon to protect anything."
+        if short
+        else ""
+    )
+    return Fail(
+        f"{MISSING_CALLS} lookups of product {product_id}, {what}, sent {sum(reads)} "
+        f"statements to PostgreSQL: every miss goes to the database, so a bot asking for "
+        f"random ids (cache penetration) hits it at full rate.{extra} Cache the 'not found' "
+        f"too, briefly: a marker such as the JSON null with a TTL of about 30 s, and return "
+        f"None when you read it back.",
+        _reads_table(product_id, reads),
+        _keys_evidence(keys, "keys under your prefix"),
+    )
+
+
 @check("negative-cache")
 def negative_cache(ctx: CheckContext) -> Pass:
-    """Looking up a product that does not exist does not reach PostgreSQL every time."""
+    """A missing product is looked up in PostgreSQL once, then remembered briefly."""
     _clear(ctx)
     assert _truth(ctx, MISSING) is None
-    first = _get(ctx, MISSING)
-    if first.value is not None:
-        raise Fail(
-            f"get_product({MISSING}) returned {_show(first.value)}, but no product has that "
-            f"id: return None, as the starter does, whether the answer came from the "
-            f"database or from a cached 'not found'."
-        )
+    reads, _ = _missing_lookups(ctx, MISSING)
     marker = _keys(ctx)
+    if not reads[0]:
+        raise Fail(
+            f"get_product({MISSING}) returned None on a cold cache without asking PostgreSQL "
+            f"(no statement reached it). Only the database knows which products exist: ids "
+            f"do not stop at 5000, and a product added a second ago would be reported "
+            f"missing. Look the id up, and when no row comes back, cache that 'not found' "
+            f"briefly so the next lookups do not reach the database.",
+            _reads_table(MISSING, reads),
+            _keys_evidence(marker, f"keys after {MISSING_CALLS} lookups of a missing product"),
+        )
     forever = [(k, t, s) for k, t, s in marker if s < 0]
     if forever:
         raise Fail(
@@ -523,7 +573,7 @@ def negative_cache(ctx: CheckContext) -> Pass:
             f"expiry. Caching a miss is right, but forever is not: if that product is "
             f"created later, it stays invisible until someone deletes the key. Give the "
             f"'not found' marker a short TTL (about 30 s, at most {MISSING_TTL_MAX} s).",
-            _keys_evidence(marker, "keys after one lookup of a missing product"),
+            _keys_evidence(marker, "keys after lookups of a missing product"),
         )
     too_long = [(k, t, s) for k, t, s in marker if s > MISSING_TTL_MAX]
     if too_long:
@@ -532,45 +582,35 @@ def negative_cache(ctx: CheckContext) -> Pass:
             f"The 'not found' marker {key} lives {seconds} s. A product created meanwhile "
             f"stays invisible that long; keep misses short (about 30 s, at most "
             f"{MISSING_TTL_MAX} s), shorter than the copies of products that exist.",
-            _keys_evidence(marker, "keys after one lookup of a missing product"),
+            _keys_evidence(marker, "keys after lookups of a missing product"),
         )
-    runs = [first]
-    for _ in range(MISSING_CALLS - 1):
-        run = _get(ctx, MISSING)
-        if run.value is not None:
-            raise Fail(
-                f"A repeated get_product({MISSING}) returned {_show(run.value)} instead of "
-                f"None. When you read back your 'not found' marker, return None."
-            )
-        runs.append(run)
-    reads = [_reads(_statements(r)) for r in runs]
-    table = Evidence(
-        f"statements that reached PostgreSQL per lookup of product {MISSING}",
-        "table",
-        (("call", "statements"), [(n, r) for n, r in enumerate(reads, start=1)]),
-    )
     if sum(reads) > MISSING_MAX_READS:
-        short = [(k, t, s) for k, t, s in marker if 0 <= s < 5]
-        extra = (
-            f" Your code did store {short[0][0]}, but it expires after {short[0][2]} s: too "
-            f"soon to protect anything."
-            if short
-            else ""
+        raise _penetration(MISSING, "which does not exist", reads, marker)
+
+    # A product that existed and is gone (discontinued): its id lies among the others, so
+    # no rule about ids can say it is missing; only the database can, once.
+    gone = _truth(ctx, GONE)
+    assert gone is not None
+    ctx.pg().execute("DELETE FROM products WHERE id = %s", (GONE,))
+    try:
+        gone_reads, _ = _missing_lookups(ctx, GONE)
+        if sum(gone_reads) > MISSING_MAX_READS:
+            raise _penetration(GONE, "which the checker had just deleted", gone_reads, _keys(ctx))
+    finally:
+        ctx.pg().execute(
+            "INSERT INTO products (id, sku, name, category, description, price_cents, stock) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            tuple(gone[c] for c in COLUMNS),
         )
-        raise Fail(
-            f"{MISSING_CALLS} lookups of product {MISSING}, which does not exist, sent "
-            f"{sum(reads)} statements to PostgreSQL: every miss goes to the database, so "
-            f"a bot asking for random ids (cache penetration) hits it at full rate.{extra} "
-            f"Cache the 'not found' too, briefly: a marker such as the JSON null with a TTL "
-            f"of about 30 s, and return None when you read it back.",
-            table,
-        )
+        _clear(ctx)
+    ttls = [s for _, _, s in marker if s >= 0]
     return Pass(
         f"{MISSING_CALLS} lookups of a product that does not exist reached PostgreSQL "
-        f"{sum(reads)} time(s); the 'not found' marker expires after "
-        f"{max((s for _, _, s in marker), default=0)} s.",
-        table,
-        _keys_evidence(marker, "keys after one lookup of a missing product"),
+        f"{sum(reads)} time(s), the first of them asking it; {MISSING_CALLS} of a product "
+        f"deleted a moment before, {sum(gone_reads)} time(s). The 'not found' marker "
+        f"expires after {max(ttls, default=0)} s.",
+        _reads_table(MISSING, reads),
+        _keys_evidence(marker, "keys after lookups of a missing product"),
     )
 
 

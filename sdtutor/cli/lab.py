@@ -395,7 +395,9 @@ def shell(
     ),
     file: Path = typer.Option(None, "--file", "-f", help="Apply this file (SQL), then exit."),
     builtin: bool = typer.Option(
-        False, "--builtin", help="Use sdtutor's own prompt, not psql or redis-cli."
+        False,
+        "--builtin",
+        help="Use sdtutor's own prompt or file runner, not psql or redis-cli.",
     ),
 ) -> None:
     """Open a prompt on one of the lab's services (psql, redis-cli, a RabbitMQ view)."""
@@ -425,9 +427,9 @@ def shell(
         lab = _lab(t)
         name = runtime.is_apply_file(lab, lab_state, path) if path.is_file() else None
         if name is None:
-            service_kind.run_file(access, path)
+            service_kind.run_file(access, path, prefer_native=not builtin)
             return
-        _apply_visibly(t, lab, name, path, chosen)
+        _apply_visibly(t, lab, name, path, chosen, prefer_native=not builtin)
         return
     from sdtutor.services import Names, Target
 
@@ -436,7 +438,9 @@ def shell(
     raise typer.Exit(service_kind.shell(access, prefer_native=not builtin, target=target))
 
 
-def _apply_visibly(t: Topic, lab: "LabSpec", name: str, path: Path, instance: str) -> None:
+def _apply_visibly(
+    t: Topic, lab: "LabSpec", name: str, path: Path, instance: str, prefer_native: bool = True
+) -> None:
     """`lab shell -f` of an apply-file: a fresh copy of the seeded data, the lab's other
     apply-files quietly, then this one statement by statement."""
     from sdtutor.cli.ui import console
@@ -454,7 +458,7 @@ def _apply_visibly(t: Topic, lab: "LabSpec", name: str, path: Path, instance: st
     lab_state = runtime.require_state(t)
     endpoint = lab_state.endpoints[instance]
     try:
-        kind(endpoint.service).run_file(lab_state.access[instance], path)
+        kind(endpoint.service).run_file(lab_state.access[instance], path, prefer_native)
     except typer.Exit as exc:
         if exc.exit_code:
             console.print(

@@ -5,10 +5,7 @@ The built-in prompt prints results as tables and EXPLAIN plans as trees.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +26,10 @@ HELP = """Type SQL ending with ; (it may span lines). Also:
 def run_file(url: str, path: Path, prefer_psql: bool = True) -> None:
     """Run a SQL file, showing what each statement did; stop at the first refused one.
 
-    With psql installed the file goes to psql (`-f`), so whatever psql accepts works,
-    meta-commands such as `\\di` included; the password stays out of its argv. Raises
+    With psql installed (and `prefer_psql`) the file goes to psql (`-f`), so whatever
+    psql accepts works, meta-commands such as `\\di` included; the password stays out of
+    its argv. Otherwise sdtutor's own runner sends each statement, shows `\\d` and `\\di`
+    as the built-in prompt does and skips other meta-commands, saying so. Raises
     typer.Exit(1) when a statement is refused, after saying which and that the rest did
     not run.
     """
@@ -72,11 +71,26 @@ def _run_file_with_psql(psql: str, url: str, path: Path) -> None:
 
 def _run_file_builtin(url: str, path: Path) -> None:
     from sdtutor.cli.ui import console, err
-    from sdtutor.services.postgres import StatementRefused, run_statements
+    from sdtutor.services.postgres import ScriptItem, StatementRefused, run_statements
+
+    def meta(item: ScriptItem, conn: Any) -> None:
+        """\\d and \\di as the built-in prompt shows them; other psql commands skipped."""
+        from rich.markup import escape
+
+        command = item.text.split()[0]
+        if command in META and item.text.strip() == command:
+            console.print(f"[green]{command}[/]  [dim]{path.name}:{item.line}[/]")
+            _show(conn.execute(META[command]))
+            return
+        console.print(
+            f"[yellow]skipped {escape(item.text)}[/]  [dim]{path.name}:{item.line}[/]\n"
+            f"[dim](a psql command: sdtutor's own runner sends SQL and knows only "
+            f"{', '.join(META)}; psql runs the rest)[/]"
+        )
 
     ran = 0
     try:
-        for line, cur in run_statements(url, path):
+        for line, cur in run_statements(url, path, meta):
             ran += 1
             console.print(f"[green]{cur.statusmessage}[/]  [dim]{path.name}:{line}[/]")
             if cur.description:
@@ -140,42 +154,19 @@ def _text_plan(lines: list[str]) -> Any:
 
 def interactive(url: str, prefer_psql: bool = True) -> int:
     """Open psql, or the built-in prompt; returns an exit code."""
+    from sdtutor.services.postgres import run_psql
+
     psql = shutil.which("psql")
     if prefer_psql and psql:
-        return subprocess.run([psql, url]).returncode
+        return run_psql(psql, url)  # the password in a passfile, never in argv
     return builtin_prompt(url)
-
-
-HISTORY_LINES = 1000
 
 
 def history_file() -> Path:
     """Where the built-in SQL prompt keeps its history (under SDTUTOR_HOME)."""
-    from sdtutor import locations
+    from sdtutor.services.prompt import history_file as named
 
-    return locations.home() / "history" / "sql"
-
-
-@contextlib.contextmanager
-def _line_editing() -> Iterator[None]:
-    """Arrow keys, editing and history for input() (readline), kept across sessions."""
-    try:
-        import readline
-    except ImportError:  # no readline on this Python: plain input() still works
-        yield
-        return
-    path = history_file()
-    readline.clear_history()
-    with contextlib.suppress(OSError):
-        readline.read_history_file(path)
-    readline.set_history_length(HISTORY_LINES)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            readline.write_history_file(path)
-            path.chmod(0o600)  # statements can hold data worth keeping private
+    return named("sql")
 
 
 def _one_history_entry(lines: list[str]) -> None:
@@ -188,8 +179,9 @@ def _one_history_entry(lines: list[str]) -> None:
     count = readline.get_current_history_length()
     last = [readline.get_history_item(i) for i in range(count - len(lines) + 1, count + 1)]
     if not lines:
-        if count and readline.get_history_item(count) == "\\q":
-            readline.remove_history_item(count - 1)
+        from sdtutor.services.prompt import forget_last
+
+        forget_last("\\q")
         return
     if len(lines) < 2 or last != lines:
         return
@@ -204,8 +196,9 @@ def builtin_prompt(url: str) -> int:
 
     from sdtutor.cli.ui import console
     from sdtutor.services.postgres import connect
+    from sdtutor.services.prompt import line_editing
 
-    with connect(url, autocommit=True) as conn, _line_editing():
+    with connect(url, autocommit=True) as conn, line_editing("sql"):
         dbname = conn.info.dbname
         console.print(f"Connected to {dbname}. {HELP}")
         buffer: list[str] = []

@@ -158,6 +158,7 @@ class Applied:
     statements: int | None  # how many ran, when all of them did
     problem: str = ""  # why not every statement was applied
     refused: bool = False  # the server refused one (`problem` is `file:line: error`)
+    notes: tuple[str, ...] = ()  # what else to know (psql commands skipped without psql)
 
     @property
     def ok(self) -> bool:
@@ -165,7 +166,10 @@ class Applied:
         return not self.problem
 
     def note(self, again: bool = False) -> str:
-        """One sentence for the learner."""
+        """A sentence or two for the learner."""
+        return " ".join((self._outcome(again), *self.notes))
+
+    def _outcome(self, again: bool) -> str:
         if self.problem and self.refused:
             return (
                 f"Your {self.name} did not all apply: the server refused {self.problem} "
@@ -200,14 +204,16 @@ def _apply_one(lab: LabSpec, lab_state: LabState, name: str) -> Applied:
     if not path.is_file():
         return Applied(name, None, f"{path} is missing.")
     service_kind = kind(lab_state.endpoints[instance].service)
+    notes: list[str] = []
     try:
-        return Applied(name, service_kind.apply_file(lab_state.access[instance], path))
+        count = service_kind.apply_file(lab_state.access[instance], path, notes=notes)
+        return Applied(name, count, notes=tuple(notes))
     except SdtutorError as exc:
         first = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
         # A refusal names the file and line (`indexes.sql:7: ...`); anything else is the
         # server or the connection.
         refused = first.startswith(f"{path.name}:")
-        return Applied(name, None, first.rstrip(".") + ".", refused=refused)
+        return Applied(name, None, first.rstrip(".") + ".", refused, tuple(notes))
 
 
 def is_apply_file(lab: LabSpec, lab_state: LabState, path: Path) -> str | None:

@@ -23,7 +23,8 @@ Listing = Callable[[], dict[str, list[dict[str, Any]]]]
 
 
 def prompt(access: Access, listing: Listing | None = None, known: list[str] | None = None) -> int:
-    """Read commands until quit; returns an exit code."""
+    """Read commands until quit (line editing and history as in the SQL prompt); returns
+    an exit code."""
     import pika.exceptions
 
     from sdtutor.services.rabbitmq import connect
@@ -32,7 +33,7 @@ def prompt(access: Access, listing: Listing | None = None, known: list[str] | No
     where = f" (names start with {access.prefix})" if access.prefix else ""
     print(f"RabbitMQ{where}. {HELP}")
     try:
-        for words in commands("amqp> "):
+        for words in commands("amqp> ", history="amqp"):
             command, args = words[0].lower(), words[1:]
             try:
                 print(_run(conn, access.prefix, command, args, listing, known or []))

@@ -123,14 +123,27 @@ class ServiceKind(ABC):
         login and seed included). Raises ProviderError after `timeout` seconds."""
         raise UsageError(f"sdtutor cannot make a replica of {self.title}.")
 
-    def run_file(self, access: Access, path: Path) -> None:
-        """Apply a workspace file, showing what each statement did (`lab shell -f`)."""
+    def run_file(self, access: Access, path: Path, prefer_native: bool = True) -> None:
+        """Apply a workspace file, showing what each statement did (`lab shell -f`).
+
+        `prefer_native` False (`--builtin`) uses sdtutor's own runner even where the
+        server's own client (psql) is installed. Raises typer.Exit(1) after showing a
+        refused statement, LabError when the file is missing.
+        """
         raise UsageError(f"`lab shell -f` does not apply files to {self.title}.")
 
-    def apply_file(self, access: Access, path: Path) -> int:
+    def apply_file(
+        self,
+        access: Access,
+        path: Path,
+        prefer_native: bool = True,
+        notes: list[str] | None = None,
+    ) -> int:
         """Apply a workspace file quietly; returns how many statements ran.
 
-        Raises LabError (a subclass names file and line) when the server refuses one.
+        Takes the same files as run_file. What the learner should know about the apply
+        (lines sdtutor's own runner skipped) is appended to `notes` when given. Raises
+        LabError (a subclass names file and line) when the server refuses a statement.
         """
         raise UsageError(f"sdtutor does not apply files to {self.title}.")
 

@@ -197,34 +197,172 @@ class StatementRefused(LabError):
     """PostgreSQL refused a statement of a learner's SQL file; the message names file:line."""
 
 
-def run_statements(url: str, path: Path) -> Iterator[tuple[int, Any]]:
-    """Run a learner's SQL file statement by statement, as `lab shell -f` does.
+@dataclass(frozen=True)
+class ScriptItem:
+    """One statement of a learner's SQL file, or one psql meta-command line (`\\di`)."""
 
-    Yields (line, cursor) after each statement. Raises LabError when the file is missing,
-    and StatementRefused, naming file and line, at the first statement PostgreSQL refuses.
+    line: int  # the first line of its code
+    text: str
+    meta: bool = False
+    last_line: int = 0  # where it ends (a statement's semicolon)
+
+
+def script_items(text: str) -> list[ScriptItem]:
+    """A SQL file's statements and psql meta-command lines, in the order psql runs them.
+
+    A meta-command is a line that starts with a backslash outside any string, quoted
+    name or comment (`\\di`, `\\set n 5`); it ends at the end of its line, as in psql.
+    Statements end at top-level semicolons (sqlglot's tokenizer knows quotes, dollar
+    quotes and comments) and keep their original text.
+    """
+    from sqlglot.dialects.postgres import Postgres
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+
+    dialect = Postgres()
+    metas: list[tuple[int, int]] = []  # (start, end) offsets
+    blanked = text
+    offset = 0
+    for row in text.splitlines(keepends=True):
+        if row.lstrip().startswith("\\"):
+            start = offset + len(row) - len(row.lstrip())
+            end = offset + len(row.rstrip("\r\n"))
+            try:  # inside an unfinished string or comment, the prefix cannot be tokenized
+                dialect.tokenize(blanked[:start])
+            except TokenError:
+                pass
+            else:
+                metas.append((start, end))
+                blanked = blanked[:start] + " " * (end - start) + blanked[end:]
+        offset += len(row)
+
+    def line_of(position: int) -> int:
+        return text.count("\n", 0, position) + 1
+
+    found: list[tuple[int, ScriptItem]] = []
+    for start, end in metas:
+        found.append((start, ScriptItem(line_of(start), text[start:end], True, line_of(start))))
+
+    def add(start: int, end: int) -> None:
+        chunk = blanked[start:end]
+        if not _has_code(chunk):
+            return
+        # The chunk starts with any comment above it; name its first code line.
+        lead = next(
+            i
+            for i, row in enumerate(chunk.splitlines())
+            if row.strip() and not row.strip().startswith("--")
+        )
+        first = line_of(start) + lead
+        found.append((end, ScriptItem(first, chunk.strip(), False, line_of(end))))
+
+    start = 0
+    for token in dialect.tokenize(blanked):
+        if token.token_type == TokenType.SEMICOLON:
+            add(start, token.start)
+            start = token.end + 1
+    add(start, len(blanked))
+    return [item for _, item in sorted(found, key=lambda pair: pair[0])]
+
+
+MetaHandler = Callable[[ScriptItem, Any], None]
+
+
+def run_statements(
+    url: str, path: Path, on_meta: MetaHandler | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Run a learner's SQL file statement by statement, as `lab shell -f --builtin` does.
+
+    Yields (line, cursor) after each statement. A psql meta-command line (`\\di`) is not
+    SQL: it goes to `on_meta(item, connection)`, or is skipped without one. Raises
+    LabError when the file is missing, and StatementRefused, naming file and line, at the
+    first statement PostgreSQL refuses.
     """
     import psycopg
+    from sqlglot.errors import TokenError
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LabError(f"There is no file {path}.", "Give the path to a .sql file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabError(f"Cannot read {path}: {exc}", "Save it as UTF-8 text.") from None
+    try:
+        items = script_items(text)
+    except TokenError:
+        raise StatementRefused(
+            f"{path.name}: a string, quoted name or comment is never closed "
+            "(a missing ', \", $$ or */).",
+            "Close it, then run the file again.",
+        ) from None
     with connect(url, autocommit=True) as conn:
-        offset = 0
-        for statement in split_statements(text):
-            offset = max(text.find(statement, offset), 0)
-            # The statement's text starts with any comment above it; name its first code line.
-            lead = next(
-                i
-                for i, row in enumerate(statement.splitlines())
-                if row.strip() and not row.strip().startswith("--")
-            )
-            line = text.count("\n", 0, offset) + 1 + lead
+        for item in items:
+            if item.meta:
+                if on_meta is not None:
+                    on_meta(item, conn)
+                continue
             try:
-                cur = conn.execute(statement.encode())
+                cur = conn.execute(item.text.encode())
             except psycopg.Error as exc:
-                raise StatementRefused(f"{path.name}:{line}: {str(exc).strip()}") from None
-            yield line, cur
+                raise StatementRefused(f"{path.name}:{item.line}: {str(exc).strip()}") from None
+            yield item.line, cur
+
+
+def apply_with_psql(psql: str, url: str, path: Path) -> int:
+    """Run a learner's SQL file with psql, quietly, stopping at the first refused statement.
+
+    Whatever psql accepts works (meta-commands included); its output is not shown.
+    Returns how many statements the file holds (all ran). Raises StatementRefused naming
+    `file:line` (the refused statement's first line), LabError when psql cannot read the
+    file, ProviderError when it cannot reach the server.
+    """
+    import re
+
+    try:
+        items = [i for i in script_items(path.read_text(encoding="utf-8")) if not i.meta]
+    except FileNotFoundError:
+        raise LabError(f"There is no file {path}.", "Give the path to a .sql file.") from None
+    except Exception:  # psql judges what it cannot split
+        items = []
+    # -X: the learner's ~/.psqlrc could turn off ON_ERROR_STOP; -q and no stdout: quiet.
+    # In the file's folder, so that psql names it as the learner does (`indexes.sql:7:`).
+    done = psql_process(
+        psql,
+        url,
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-f",
+        path.name,
+        cwd=path.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        errors="replace",
+    )
+    if done.returncode == 0:
+        return len(items)
+    lines = (done.stderr or "").strip().splitlines()
+    pattern = re.compile(rf"^psql:{re.escape(path.name)}:(\d+): (?:ERROR|error|FATAL):\s*(.*)$")
+    for index, row in enumerate(lines):
+        match = pattern.match(row)
+        if not match:
+            continue
+        where = int(match.group(1))
+        # psql names the line it was reading (a statement's last); name its first.
+        line = next((i.line for i in items if i.line <= where <= i.last_line), where)
+        detail = "\n".join([match.group(2), *lines[index + 1 :]]).strip()
+        raise StatementRefused(f"{path.name}:{line}: {detail}")
+    reason = lines[-1] if lines else f"exit status {done.returncode}"
+    reason = reason.removeprefix("psql: error: ").removeprefix("psql: ")
+    if done.returncode == 2:  # the connection failed or was lost
+        raise ProviderError(
+            f"psql could not reach PostgreSQL: {redact(reason)}",
+            "Is the lab running? `sdtutor lab info` shows it; `sdtutor doctor` helps.",
+        )
+    raise LabError(f"psql could not run {path.name}: {reason}")
 
 
 def _marker(s: Session, dbname: str) -> str | None:
@@ -366,19 +504,53 @@ class PostgresKind(ServiceKind):
 
         return builtin_prompt(access.url)
 
-    def run_file(self, access: Access, path: Path) -> None:
-        """Run a SQL file statement by statement (see cli.sqlshell.run_file)."""
+    def run_file(self, access: Access, path: Path, prefer_native: bool = True) -> None:
+        """Run a SQL file statement by statement, showing what each did: with psql where
+        installed and `prefer_native`, else sdtutor's own runner (see cli.sqlshell)."""
         from sdtutor.cli.sqlshell import run_file
 
-        run_file(access.url, path)
+        run_file(access.url, path, prefer_psql=prefer_native)
 
-    def apply_file(self, access: Access, path: Path) -> int:
-        """Run a SQL file statement by statement, quietly."""
-        return sum(1 for _ in run_statements(access.url, path))
+    def apply_file(
+        self,
+        access: Access,
+        path: Path,
+        prefer_native: bool = True,
+        notes: list[str] | None = None,
+    ) -> int:
+        """Run a SQL file quietly, stopping at the first statement PostgreSQL refuses.
+
+        With psql (where installed and `prefer_native`) the file takes what `lab shell -f`
+        takes, meta-commands such as `\\di` or `\\set` included. sdtutor's own runner
+        skips meta-command lines, saying so in `notes`.
+        """
+        psql = shutil.which("psql")
+        if prefer_native and psql:
+            return apply_with_psql(psql, access.url, path)
+        skipped: list[ScriptItem] = []
+        count = sum(1 for _ in run_statements(access.url, path, lambda i, _: skipped.append(i)))
+        if skipped and notes is not None:
+            notes.append(skipped_note(path, skipped))
+        return count
+
+
+def skipped_note(path: Path, skipped: list[ScriptItem]) -> str:
+    """One sentence on the psql meta-commands sdtutor's own runner left out."""
+    shown = ", ".join(f"{i.text.split()[0]} (line {i.line})" for i in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (
+        f"Skipped psql command{'s' if len(skipped) != 1 else ''} in {path.name}: "
+        f"{shown}{more}; sdtutor's own runner sends SQL only (install psql to run them)."
+    )
 
 
 def run_psql(psql: str, url: str, *args: str) -> int:
     """Run psql on `url` with the password in a 0600 passfile, not in its argv."""
+    return psql_process(psql, url, *args).returncode
+
+
+def psql_process(psql: str, url: str, *args: str, **options: Any) -> subprocess.CompletedProcess:
+    """run_psql's work, with `options` for subprocess.run (where its output goes)."""
     parts = urlsplit(url)
     password = unquote(parts.password or "")
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -395,20 +567,25 @@ def run_psql(psql: str, url: str, *args: str) -> int:
                 fh.write(f"*:*:*:*:{field}\n")
             env["PGPASSFILE"] = str(passfile)
         env.pop("PGPASSWORD", None)
-        return subprocess.run([psql, bare, *args], env=env).returncode
+        return subprocess.run([psql, bare, *args], env=env, **options)
 
 
 __all__ = [
     "PostgresKind",
+    "ScriptItem",
     "SqlStep",
     "StatementRefused",
     "admin",
+    "apply_with_psql",
     "connect",
     "create_database",
     "drop_database",
+    "psql_process",
     "run_psql",
     "run_setup",
     "run_statements",
+    "script_items",
+    "skipped_note",
     "split_statements",
     "sql_steps",
     "with_database",

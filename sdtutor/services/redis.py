@@ -203,7 +203,8 @@ def _new_password() -> str:
 
 
 def builtin_prompt(access: Access) -> int:
-    """A small Redis prompt: one command per line, quoted like a shell."""
+    """A small Redis prompt: one command per line, quoted like a shell, with line editing
+    and a history of its own (Up brings back a command from this or an earlier session)."""
     import redis
 
     from sdtutor.services.prompt import commands
@@ -214,7 +215,7 @@ def builtin_prompt(access: Access) -> int:
     conn = client(access.url, protocol=2)
     conn.response_callbacks.clear()
     print(f"Redis, keys under {access.prefix}. One command per line; QUIT or Ctrl-D to leave.")
-    for words in commands("redis> "):
+    for words in commands("redis> ", history="redis"):
         try:
             print(_format(conn.execute_command(*words)))
         except redis.RedisError as exc:

@@ -4,6 +4,10 @@
 --
 --     sdtutor lab shell indexing -f indexes.sql
 --
--- (or paste them into `sdtutor lab shell indexing`). `sdtutor lab check indexing`
--- looks at the database itself: the index catalog and the query plans.
--- To start over, DROP INDEX the ones you no longer want, or `sdtutor lab reset indexing`.
+-- Each run starts from a fresh copy of the seeded data and applies this whole file, so
+-- the database holds exactly the indexes written here: to change or drop one, edit this
+-- file and run it again (no DROP INDEX needed). `sdtutor lab watch indexing` does the
+-- same whenever you save. An index you make only by typing it into
+-- `sdtutor lab shell indexing` is gone at the next run: keep the ones you want here.
+-- `sdtutor lab check indexing` looks at the database itself: the index catalog and the
+-- query plans.
