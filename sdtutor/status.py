@@ -48,6 +48,27 @@ class TopicStatus:
         return None
 
 
+@dataclass(frozen=True)
+class NextStep:
+    """What `sdtutor next` (and n on the TUI's course map) starts."""
+
+    kind: str  # review | lesson | quiz | lab | done
+    row: TopicStatus | None = None  # the topic, for a lesson, quiz or lab
+    due: int = 0  # review questions due now
+
+
+def choose_next(rows: list[TopicStatus], due: int) -> NextStep:
+    """The learner's next step: the reviews that are due first, then the first unfinished
+    lesson, quiz or lab in course order, else done. `rows` in course order (as
+    `course_status` gives them); `due`: how many review questions are due."""
+    if due > 0:
+        return NextStep("review", None, due)
+    for row in rows:
+        if row.next_step:
+            return NextStep(row.next_step, row, due)
+    return NextStep("done", None, due)
+
+
 def course_status(
     course: Course | None = None, store: ProgressStore | None = None
 ) -> list[TopicStatus]:
@@ -77,4 +98,4 @@ def course_status(
             store.close()
 
 
-__all__ = ["TOPICS", "TopicStatus", "course_status"]
+__all__ = ["TOPICS", "NextStep", "TopicStatus", "choose_next", "course_status"]

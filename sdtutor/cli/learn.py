@@ -153,14 +153,15 @@ def next_step() -> None:
     from sdtutor.cli.ui import console, interactive
     from sdtutor.progress.store import ProgressStore
     from sdtutor.review import outlook
-    from sdtutor.status import course_status
+    from sdtutor.status import choose_next, course_status
 
     with ProgressStore() as store:
         rows = course_status(store=store)
         due = len(outlook(store).due)
-    if due:
+    step = choose_next(rows, due)
+    if step.kind == "review":
         if not interactive():
-            console.print(f"Next: {due} question(s) due for review.")
+            console.print(f"Next: {step.due} question(s) due for review.")
             console.print("Run: sdtutor review")
             return
         # `review` opens with the same line ("N question(s) due for review"): say it once.
@@ -168,24 +169,22 @@ def next_step() -> None:
 
         review(as_json=False, limit=20)
         return
-    for row in rows:
-        step = row.next_step
-        if step is None:
-            continue
-        console.print(f"Next: the {step} of {row.topic.number}. {row.topic.title}")
-        if not interactive():
-            command = {"lesson": "learn", "quiz": "quiz", "lab": "lab start"}[step]
-            console.print(f"Run: sdtutor {command} {row.topic.slug}")
-            return
-        if step == "lesson":
-            run_learn(row.topic)
-        elif step == "quiz":
-            from sdtutor.cli.quiz import run_quiz
-
-            run_quiz(row.topic)
-        else:
-            from sdtutor.cli.lab import do_start
-
-            do_start(row.topic, None, None)
+    row = step.row
+    if row is None:
+        console.print("[green]Everything written so far is done.[/] Well played.")
         return
-    console.print("[green]Everything written so far is done.[/] Well played.")
+    console.print(f"Next: the {step.kind} of {row.topic.number}. {row.topic.title}")
+    if not interactive():
+        command = {"lesson": "learn", "quiz": "quiz", "lab": "lab start"}[step.kind]
+        console.print(f"Run: sdtutor {command} {row.topic.slug}")
+        return
+    if step.kind == "lesson":
+        run_learn(row.topic)
+    elif step.kind == "quiz":
+        from sdtutor.cli.quiz import run_quiz
+
+        run_quiz(row.topic)
+    else:
+        from sdtutor.cli.lab import do_start
+
+        do_start(row.topic, None, None)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.rule import Rule
-from rich.syntax import Syntax
-from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from sdtutor.content.models import Lesson, Section
-from sdtutor.lab.results import CheckResult, Evidence, plan_label
+from sdtutor.evidence_view import check_line as _check_line
+from sdtutor.evidence_view import evidence, plan_tree
+from sdtutor.lab.results import CheckResult
 
 
 def lesson_header(lesson: Lesson) -> RenderableType:
@@ -54,73 +51,6 @@ def to_lines(renderable: RenderableType, width: int) -> list[str]:
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=True, highlight=False).print(renderable)
     return buf.getvalue().split("\n")
-
-
-def plan_tree(plan: dict[str, Any], title: str) -> Tree:
-    """A PostgreSQL JSON plan as a tree; Sort and Seq Scan nodes stand out."""
-
-    def label(node: dict[str, Any]) -> Text:
-        node_type = node.get("Node Type", "")
-        style = "bold red" if node_type in ("Sort", "Seq Scan", "Incremental Sort") else "bold"
-        text = Text()
-        head, _, rest = plan_label(node).partition("  ")
-        text.append(head, style=style)
-        if rest:
-            text.append("  " + rest, style="dim")
-        return text
-
-    tree = Tree(Text(title, style="italic"))
-
-    def add(parent: Tree, node: dict[str, Any]) -> None:
-        branch = parent.add(label(node))
-        for child in node.get("Plans", []):
-            add(branch, child)
-
-    add(tree, plan)
-    return tree
-
-
-def evidence(item: Evidence) -> RenderableType:
-    """One piece of evidence, rendered for its kind."""
-    if item.kind == "plan":
-        return plan_tree(item.data, item.title)
-    if item.kind == "table":
-        columns, rows = item.data
-        table = Table(title=item.title, title_justify="left", title_style="italic")
-        for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        if not rows:
-            table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
-        return table
-    if item.kind == "sql":
-        return Panel(
-            Syntax(str(item.data), "sql", word_wrap=True),
-            title=item.title,
-            title_align="left",
-            border_style="dim",
-        )
-    return Panel(Text(str(item.data)), title=item.title, title_align="left", border_style="dim")
-
-
-# How each outcome shows in the one-line list: a timeout or a check that did not run is
-# not the learner's failure, so it never wears the red cross.
-_MARKS: dict[str, tuple[str, str, str]] = {
-    "passed": ("✓", "bold green", ""),
-    "failed": ("✗", "bold red", ""),
-    "error": ("!", "bold yellow", "could not finish"),
-    "timeout": ("◷", "bold yellow", "ran out of time"),
-    "not run": ("·", "dim", "not run"),
-}
-
-
-def _check_line(r: CheckResult) -> Text:
-    mark, style, label = _MARKS.get(r.status or "failed", _MARKS["failed"])
-    line = Text(f"{mark} ", style=style) + Text(r.title, style="bold" if r.passed else "")
-    if label:
-        line += Text(f"  ({label})", style=style)
-    return line
 
 
 def _detail(r: CheckResult, with_evidence: bool) -> list[RenderableType]:

@@ -13,17 +13,34 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS = (
-    ("↑ / ↓", "choose a topic on the course map"),
-    ("Enter", "read the topic's lesson"),
-    ("n / → / Enter", "next section of a lesson"),
+    ("Course map", ""),
+    ("↑ / ↓", "choose a topic"),
+    ("Enter / z / b", "its lesson / its quiz / its lab"),
+    ("n", "start the next step (due reviews first, as sdtutor next)"),
+    ("r", "review the questions that are due"),
+    ("Lesson", ""),
+    ("n / → / Enter", "next section (you come back where you left off)"),
     ("p / ← / b", "previous section"),
+    ("Quiz and review", ""),
+    ("a–f", "answer; several then Enter, or in order then Enter"),
+    ("t / f", "true or false"),
+    ("0–9 . -", "a number, then Enter; Backspace undoes"),
+    ("Enter", "after an answer: the next question"),
+    ("Lab", ""),
+    ("s / c / h", "start it / check your work / one more hint"),
+    ("w", "watch: check again each time a workspace file changes"),
+    ("r / x", "reset it to the start / stop it (the workspace stays)"),
+    ("1 2 3 / u", "task, services, checks / show the passwords"),
+    ("v", "the reference solution, once the lab has passed"),
+    ("Anywhere", ""),
     ("Esc", "back to the course map (closes this help too)"),
-    ("?", "this help"),
-    ("q", "quit"),
+    ("Ctrl+T", "light or dark theme (remembered for next time)"),
+    ("? / q", "this help / quit (answers are saved as you give them)"),
 )
 
 COMMANDS = (
     ("sdtutor learn TOPIC", "read a lesson in the plain terminal"),
+    ("sdtutor lab shell TOPIC", "a SQL / Redis shell on the lab's service"),
     ("sdtutor next", "start the next unfinished step"),
     ("sdtutor quiz TOPIC", "take a topic's quiz"),
     ("sdtutor review", "review the questions that are due"),
@@ -41,7 +58,10 @@ def _table(title: str, rows: tuple[tuple[str, str], ...]) -> Table:
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     for key, what in rows:
-        table.add_row(key, what)
+        if what:
+            table.add_row(key, what)
+        else:  # a heading
+            table.add_row(Text(key, style="bold underline"), "")
     return table
 
 

@@ -1,8 +1,8 @@
-"""A lesson, one section at a time; reaching the last section records it as read."""
+"""A lesson, one section at a time; reaching the last section records it as read, and
+the reader opens where the learner left off (section and scroll line, kept in the store)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -10,13 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Static
+from textual.widgets import Markdown, Static
 
 from sdtutor.content.models import Lesson
-from sdtutor.errors import SdtutorError
-
-# (slug, sections read, finished) -> None; the app's default writes the progress store.
-LessonRecorder = Callable[[str, int, bool], None]
+from sdtutor.tui.keybar import KeyBar
+from sdtutor.tui.titlebar import TitleBar
 
 
 class LessonScreen(Screen[None]):
@@ -53,14 +51,16 @@ class LessonScreen(Screen[None]):
         Binding("escape", "back", "Course map", priority=True),
     ]
 
-    def __init__(self, lesson: Lesson, recorder: LessonRecorder) -> None:
+    def __init__(self, lesson: Lesson, already_read: bool = False) -> None:
         super().__init__()
         self.lesson = lesson
-        self.recorder = recorder
         self.index = 0
+        self.line = 0
         self.seen = 0
-        self.finished = False
+        # A lesson read before is not recorded again (nor announced) on reaching its end.
+        self.finished = already_read
         self._saved = False
+        self._position_error = False
 
     @property
     def total(self) -> int:
@@ -70,18 +70,46 @@ class LessonScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         """Header, where we are in the lesson, the section, and the key bar."""
         self.sub_title = f"{self.lesson.number} · {self.lesson.title}"
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="bar"):
             yield Static(id="where")
             yield Static(id="dots")
         with VerticalScroll(id="body"):
             yield Markdown(id="section")
-        yield Footer()
+        yield KeyBar()
 
     async def on_mount(self) -> None:
-        """Show the first section."""
-        await self.show()
+        """Open at the saved position (else the first section)."""
+        saved = self._load_position()
+        if saved is not None and self.total:
+            self.index = min(max(saved[0], 0), self.total - 1)
+            self.line = max(saved[1], 0)
+        await self.show(line=self.line)
         self.query_one("#body").focus()
+
+    def _load_position(self) -> tuple[int, int] | None:
+        from sdtutor.progress.store import ProgressStore
+
+        try:
+            with ProgressStore() as store:
+                return store.position(self.lesson.slug)
+        except Exception as error:  # a dialog, never a traceback
+            self.notify(str(error), title="Cannot read where you were", severity="warning")
+            return None
+
+    def save_position(self) -> None:
+        """Remember the section and the first line shown, for the next visit."""
+        from sdtutor.progress.store import ProgressStore
+
+        if self._position_error:
+            return
+        line = int(self.query_one("#body", VerticalScroll).scroll_y)
+        try:
+            with ProgressStore() as store:
+                store.save_position(self.lesson.slug, self.index, line)
+        except Exception as error:  # a dialog, never a traceback
+            self._position_error = True  # said once, not on every key
+            self.notify(str(error), title="Cannot save where you are", severity="warning")
 
     def markdown(self) -> str:
         """The current section as Markdown (the lesson's intro goes before the first)."""
@@ -92,8 +120,9 @@ class LessonScreen(Screen[None]):
         parts += [f"## {section.heading}", section.body]
         return "\n\n".join(parts)
 
-    async def show(self) -> None:
-        """Draw the current section, and record the lesson once its end is reached."""
+    async def show(self, line: int = 0) -> None:
+        """Draw the current section scrolled to `line`, and record the lesson once its end
+        is reached."""
         total = self.total
         heading = self.lesson.sections[self.index].heading if total else ""
         self.query_one("#where", Static).update(
@@ -104,7 +133,11 @@ class LessonScreen(Screen[None]):
             done = i <= self.index
             dots.append("●" if done else "○", style="green" if done else "dim")
         await self.query_one("#section", Markdown).update(self.markdown())
-        self.query_one("#body", VerticalScroll).scroll_home(animate=False)
+        body = self.query_one("#body", VerticalScroll)
+        body.scroll_home(animate=False)
+        if line:
+            # The new section's height is known only after the next layout.
+            self.call_after_refresh(body.scroll_to, y=line, animate=False)
         self.seen = max(self.seen, self.index + 1)
         if self.index >= total - 1 and not self.finished:
             self.finished = True
@@ -120,15 +153,20 @@ class LessonScreen(Screen[None]):
         self.query_one("#dots", Static).update(dots)
 
     def _record(self, sections: int, finished: bool) -> bool:
+        from sdtutor.progress.store import ProgressStore
+
         try:
-            self.recorder(self.lesson.slug, sections, finished)
-        except SdtutorError as error:
+            with ProgressStore() as store:
+                store.record_lesson(self.lesson.slug, sections, finished=finished)
+        except Exception as error:  # a dialog, never a traceback
             self.notify(str(error), title="Progress not saved", severity="error")
             return False
         return True
 
     def save_progress(self) -> None:
-        """Leaving before the end: record how many sections were read (once)."""
+        """Leaving: remember the position; before the end, record how many sections were
+        read (once)."""
+        self.save_position()
         if not self.finished and not self._saved and self.seen:
             self._saved = True
             self._record(self.seen, False)
@@ -138,6 +176,7 @@ class LessonScreen(Screen[None]):
         if self.index < self.total - 1:
             self.index += 1
             await self.show()
+            self.save_position()
         else:
             self.action_back()
 
@@ -146,6 +185,7 @@ class LessonScreen(Screen[None]):
         if self.index > 0:
             self.index -= 1
             await self.show()
+            self.save_position()
 
     def action_back(self) -> None:
         """Back to the course map."""
@@ -153,4 +193,4 @@ class LessonScreen(Screen[None]):
         self.dismiss()
 
 
-__all__ = ["LessonRecorder", "LessonScreen"]
+__all__ = ["LessonScreen"]
