@@ -13,6 +13,15 @@ from dataclasses import dataclass
 
 from sdtutor.content.models import LETTERS, PASS_MARK, Question
 
+KINDS = {
+    "single": "one answer",
+    "multiple": "one or more answers",
+    "order": "put in order",
+    "truefalse": "true or false",
+    "numeric": "a number",
+}
+"""How each question type is named to the learner ("Question 3 of 16 (a number)")."""
+
 
 class BadResponse(ValueError):
     """What the learner typed is not an answer of the right form; the message says why."""
@@ -222,6 +231,7 @@ def summarise(results: list[Graded]) -> Summary:
 
 
 __all__ = [
+    "KINDS",
     "PASS_MARK",
     "BadResponse",
     "Graded",

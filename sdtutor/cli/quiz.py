@@ -47,13 +47,6 @@ BACKSPACE = "backspace"
 STOP = "stop"
 CLEAR = "clear"
 IGNORED = "ignored"
-KINDS = {
-    "single": "one answer",
-    "multiple": "one or more answers",
-    "order": "put in order",
-    "truefalse": "true or false",
-    "numeric": "a number",
-}
 NUMBER_KEYS = "0123456789.,-_ "
 
 
@@ -676,6 +669,7 @@ def ask(
     if the learner stops (what was answered stays recorded)."""
     from sdtutor.cli.ui import console, interactive
     from sdtutor.errors import UsageError
+    from sdtutor.grading import KINDS
     from sdtutor.progress.store import ProgressStore
     from sdtutor.review import describe_wait, record
 

@@ -159,19 +159,18 @@ class _CtypesDriver:
     def escape(self, text: str, identifier: bool) -> str:
         data = text.encode("utf-8")
         escape = self.lib.PQescapeIdentifier if identifier else self.lib.PQescapeLiteral
-        pointer = escape(self.conn, data, len(data))
-        if not pointer:
-            raise PgError("", (self.lib.PQerrorMessage(self.conn) or b"").decode())
-        try:
-            return ctypes.string_at(pointer).decode("utf-8")
-        finally:
-            self.lib.PQfreemem(pointer)
+        return self._text(escape(self.conn, data, len(data)))
 
     def encrypt_password(self, password: str, user: str) -> str:
         # Algorithm NULL: whatever the server's password_encryption asks for.
-        pointer = self.lib.PQencryptPasswordConn(
-            self.conn, password.encode("utf-8"), user.encode("utf-8"), None
+        return self._text(
+            self.lib.PQencryptPasswordConn(
+                self.conn, password.encode("utf-8"), user.encode("utf-8"), None
+            )
         )
+
+    def _text(self, pointer: int | None) -> str:
+        """The text libpq allocated at `pointer` (freed here); NULL is libpq's error."""
         if not pointer:
             raise PgError("", (self.lib.PQerrorMessage(self.conn) or b"").decode())
         try:

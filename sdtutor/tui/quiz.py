@@ -23,6 +23,7 @@ from textual.widgets import Markdown, Static
 
 from sdtutor.content.models import LETTERS, Question, Quiz
 from sdtutor.grading import (
+    KINDS,
     BadResponse,
     Graded,
     grade,
@@ -38,13 +39,6 @@ from sdtutor.tui.titlebar import TitleBar
 if TYPE_CHECKING:
     from sdtutor.review import DueQuestion
 
-KINDS = {
-    "single": "one answer",
-    "multiple": "one or more answers",
-    "order": "put in order",
-    "truefalse": "true or false",
-    "numeric": "a number",
-}
 NUMERIC_KEYS = set("0123456789.,-")
 
 
@@ -425,4 +419,4 @@ class QuizScreen(Screen[None]):
         self.dismiss()
 
 
-__all__ = ["KINDS", "QuizScreen", "prompt_for"]
+__all__ = ["QuizScreen", "prompt_for"]
