@@ -11,7 +11,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from sdtutor.content.models import LETTERS, PASS_MARK, Question
+from sdtutor.content.models import LETTERS, Question
+from sdtutor.marks import PASS_MARK
 
 KINDS = {
     "single": "one answer",

@@ -27,7 +27,7 @@ def list_topics(
 ) -> None:
     """List all topics with lesson, quiz and lab status."""
     from sdtutor.cli.ui import colour_enabled, dump_json
-    from sdtutor.content.models import PASS_MARK
+    from sdtutor.marks import PASS_MARK
     from sdtutor.status import course_status
 
     rows = course_status()

@@ -10,8 +10,6 @@ from typing import Any, Literal
 QuestionType = Literal["single", "multiple", "numeric", "order", "truefalse"]
 QUESTION_TYPES: tuple[str, ...] = ("single", "multiple", "numeric", "order", "truefalse")
 LETTERS = "abcdef"
-PASS_MARK = 0.7
-"""A quiz passes at this share of right answers (`quiz` exits 0 from here, 1 below)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ once. Secrets (service passwords) never go here; exports can be shared with an i
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -364,6 +363,8 @@ class ProgressStore:
                 "ORDER BY rowid"
             )
         ]
+        import json
+
         for row in rows:
             row["passed"] = bool(row["passed"])
             for key in ("passed_ids", "failed_ids"):

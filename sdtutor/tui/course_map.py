@@ -13,8 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from sdtutor.content.course import Course
-from sdtutor.content.models import PASS_MARK, Lesson
+from sdtutor.content.models import Lesson
 from sdtutor.errors import SdtutorError
+from sdtutor.marks import PASS_MARK
 from sdtutor.status import NextStep, TopicStatus, choose_next
 from sdtutor.tui.keybar import KeyBar
 from sdtutor.tui.titlebar import TitleBar
