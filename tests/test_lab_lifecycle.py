@@ -69,3 +69,26 @@ def test_a_quiet_apply_says_which_psql_commands_it_skipped(
         assert "\\set" in applied.note() and "line 1" in applied.note()
     finally:
         sdtutor("lab", "stop", "--all", env=external_env)
+
+
+def test_a_broken_setup_step_is_named_by_file_and_line(
+    system_postgres: str, tmp_path: Path
+) -> None:
+    from sdtutor.errors import LabError
+    from sdtutor.services import postgres
+
+    setup = tmp_path / "setup.sql"
+    setup.write_text(
+        "-- step: Creating the table\nCREATE TABLE t (id int);\n\n"
+        "-- step: Loading rows\nINSERT INTO t VALUES (1);\nINSERT INTO missing VALUES (2);\n"
+    )
+    name = "sdtutor_test_broken_setup"
+    postgres.create_database(system_postgres, name)
+    try:
+        with pytest.raises(LabError) as caught:
+            postgres.run_setup(postgres.with_database(system_postgres, name), setup)
+        message = caught.value.message
+        assert message.startswith(f"{setup}:4: PostgreSQL refused 'Loading rows': ")
+        assert message.endswith('relation "missing" does not exist'), message
+    finally:
+        postgres.drop_database(system_postgres, name)

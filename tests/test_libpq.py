@@ -104,3 +104,17 @@ def test_a_password_reaches_the_server_only_as_its_verifier(system_postgres: str
             assert not _scram_matches(stored, password + "x")
         finally:
             s.run(f"DROP ROLE {s.ident(role)}")
+
+
+@VIA
+def test_a_script_runs_several_statements_and_names_the_refusal(
+    system_postgres: str, via: str
+) -> None:
+    with session(system_postgres, via=via) as s:
+        s.script("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1), (2);")
+        assert s.value("SELECT sum(x) FROM t") == "3"
+        with pytest.raises(PgError) as caught:
+            s.script("INSERT INTO t VALUES (3); SELECT * FROM sdtutor_missing;")
+        assert caught.value.detail.startswith('relation "sdtutor_missing" does not exist')
+        # One batch is one implicit transaction: the INSERT before the error is undone.
+        assert s.value("SELECT sum(x) FROM t") == "3"

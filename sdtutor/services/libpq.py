@@ -38,6 +38,10 @@ class PgError(ProviderError):
     """The server refused one of the CLI's own statements; `sqlstate` says why."""
 
     def __init__(self, sqlstate: str, detail: str) -> None:
+        # libpq's text starts with the severity ("ERROR:  ..."); psycopg's does not.
+        for severity in ("ERROR:", "FATAL:", "PANIC:"):
+            if detail.startswith(severity):
+                detail = detail[len(severity) :].strip()
         super().__init__(
             f"PostgreSQL refused a statement of sdtutor's: {detail}",
             "`sdtutor doctor` checks the server; `sdtutor lab stop TOPIC` and a new start "
@@ -51,6 +55,7 @@ class Driver(Protocol):
     """One connection's worth of libpq: the few calls a Session needs."""
 
     def execute(self, query: bytes, params: list[bytes]) -> list[Row]: ...
+    def script(self, sql: bytes) -> None: ...
     def escape(self, text: str, identifier: bool) -> str: ...
     def encrypt_password(self, password: str, user: str) -> str: ...
     def close(self) -> None: ...
@@ -96,6 +101,7 @@ def _library() -> Any:
             ("PQerrorMessage", text, [ptr]),
             ("PQsetNoticeProcessor", ptr, [ptr, _NoticeProcessor, ptr]),
             ("PQexecParams", ptr, [ptr, text, num, ptr, ctypes.POINTER(text), ptr, ptr, num]),
+            ("PQexec", ptr, [ptr, text]),
             ("PQresultStatus", num, [ptr]),
             ("PQresultErrorMessage", text, [ptr]),
             ("PQresultErrorField", text, [ptr, num]),
@@ -135,15 +141,26 @@ class _CtypesDriver:
             raise ConnectionError(message)
         lib.PQsetNoticeProcessor(self.conn, _quiet, None)
 
+    def _check(self, res: int | None) -> None:
+        """Raise PgError unless `res` holds a successful result."""
+        lib = self.lib
+        if lib.PQresultStatus(res) not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK):
+            message = lib.PQresultErrorMessage(res) or lib.PQerrorMessage(self.conn) or b""
+            sqlstate = lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b""
+            raise PgError(sqlstate.decode(), message.decode("utf-8", "replace").strip())
+
+    def script(self, sql: bytes) -> None:
+        res = self.lib.PQexec(self.conn, sql)  # the simple protocol: several statements
+        try:
+            self._check(res)
+        finally:
+            self.lib.PQclear(res)
+
     def execute(self, query: bytes, params: list[bytes]) -> list[Row]:
         lib = self.lib
         res = lib.PQexecParams(self.conn, query, len(params), None, _strings(params), None, None, 0)
         try:
-            status = lib.PQresultStatus(res)
-            if status not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK):
-                message = lib.PQresultErrorMessage(res) or lib.PQerrorMessage(self.conn) or b""
-                sqlstate = lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b""
-                raise PgError(sqlstate.decode(), message.decode("utf-8", "replace").strip())
+            self._check(res)
             return [
                 tuple(
                     None
@@ -206,14 +223,24 @@ class _PsycopgDriver:
         self.conn.notice_handler = lambda result: None
         self.pq = pq
 
-    def execute(self, query: bytes, params: list[bytes]) -> list[Row]:
+    def _check(self, res: Any) -> None:
         pq = self.pq
+        if res.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            message = res.error_message or self.conn.error_message
+            sqlstate = res.error_field(pq.DiagnosticField.SQLSTATE) or b""
+            raise PgError(sqlstate.decode(), message.decode("utf-8", "replace").strip())
+
+    def script(self, sql: bytes) -> None:
+        res = self.conn.exec_(sql)
+        try:
+            self._check(res)
+        finally:
+            res.clear()
+
+    def execute(self, query: bytes, params: list[bytes]) -> list[Row]:
         res = self.conn.exec_params(query, list(params))
         try:
-            if res.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
-                message = res.error_message or self.conn.error_message
-                sqlstate = res.error_field(pq.DiagnosticField.SQLSTATE) or b""
-                raise PgError(sqlstate.decode(), message.decode("utf-8", "replace").strip())
+            self._check(res)
             return [
                 tuple(
                     None if value is None else bytes(value).decode("utf-8")
@@ -257,6 +284,11 @@ class Session:
 
     def run(self, query: str, *params: str) -> None:
         self.rows(query, *params)
+
+    def script(self, sql: str) -> None:
+        """Run SQL text that may hold several statements (no parameters), as one batch:
+        they form one implicit transaction unless they say otherwise."""
+        self._driver.script(sql.encode("utf-8"))
 
     def ident(self, name: str) -> str:
         return self._driver.escape(name, identifier=True)

@@ -70,18 +70,38 @@ def create_database(url: str, dbname: str, template: str | None = None) -> None:
     which use names of their own. Labs go through PostgresKind, which checks markers."""
 
     with admin(url) as s:
-        _drop(s, dbname)
+        _drop(s, dbname, url)
         _create(s, url, dbname, None, template)
 
 
 def drop_database(url: str, dbname: str) -> None:
     """Drop a database, ending its sessions (tests and proofs: names of their own)."""
     with admin(url) as s:
-        _drop(s, dbname)
+        _drop(s, dbname, url)
 
 
-def _drop(s: Session, dbname: str) -> None:
+def _drop(s: Session, dbname: str, url: str | None = None) -> None:
+    """Drop a database; with the server's `url`, first roll back what is left prepared in it."""
+    if url is not None:
+        rollback_prepared(s, url, dbname)
     s.run(f"DROP DATABASE IF EXISTS {s.ident(dbname)} WITH (FORCE)")
+
+
+def rollback_prepared(s: Session, url: str, dbname: str) -> list[str]:
+    """Roll back every transaction left prepared in `dbname` (two-phase commit); their gids.
+
+    A prepared transaction outlives its session and even a restart, and DROP DATABASE
+    refuses while one remains ("database is being used by prepared transactions"), FORCE
+    or not. Only a session in that database may finish it: one is opened when needed.
+    """
+    found = s.rows("SELECT gid FROM pg_prepared_xacts WHERE database = $1", dbname)
+    if not found:
+        return []
+    gids = [str(row[0]) for row in found]
+    with admin(with_database(url, dbname)) as inside:
+        for gid in gids:
+            inside.run(f"ROLLBACK PREPARED {inside.literal(gid)}")
+    return gids
 
 
 def _create(s: Session, url: str, dbname: str, owner: str | None, template: str | None) -> None:
@@ -171,22 +191,22 @@ def run_setup(
     must therefore be alone in its step. Raises LabError naming the file and the step's
     line when PostgreSQL refuses it.
     """
-    import psycopg
+    from sdtutor.services.libpq import PgError
 
     steps = sql_steps(path)
-    with connect(url, autocommit=True) as conn:
+    with admin(url) as s:  # libpq without psycopg: a first start skips its ~100 ms import
         # A bulk load is a few big one-shot statements: JIT compilation only adds time,
         # and sorts and index builds run faster in memory. This session only.
-        conn.execute("SET jit = off; SET work_mem = '64MB'; SET maintenance_work_mem = '256MB'")
+        s.script("SET jit = off; SET work_mem = '64MB'; SET maintenance_work_mem = '256MB'")
         for done, step in enumerate(steps):
             if progress:
                 progress(step.description, done / max(len(steps), 1))
             try:
-                conn.execute(step.sql.encode())
-            except psycopg.Error as exc:
+                s.script(step.sql)
+            except PgError as exc:
                 raise LabError(
                     f"{path}:{step.line}: PostgreSQL refused '{step.description}': "
-                    f"{str(exc).strip().splitlines()[0]}",
+                    f"{exc.detail.strip().splitlines()[0]}",
                     "Fix the SQL in that step (a VACUUM must be alone in its step).",
                 ) from None
         if progress:
@@ -432,7 +452,7 @@ class PostgresKind(ServiceKind):
             if fresh or marker != names.marker("ready"):
                 progress(f"Copying the seeded data into {names.database}", None)
                 if marker is not None:
-                    _drop(s, names.database)
+                    _drop(s, names.database, url)
                 _create(s, url, names.database, names.role, names.template)
                 self._private(s, names.database, names.role)
                 _set_marker(s, "DATABASE", names.database, names.marker("ready"))
@@ -459,7 +479,11 @@ class PostgresKind(ServiceKind):
         s.run(f"GRANT CONNECT, TEMPORARY ON DATABASE {s.ident(dbname)} TO {s.ident(role)}")
 
     def teardown(self, target: Target, purge: bool = False) -> None:
-        """Drop the lab's database (and with `purge` its template and role), marker first."""
+        """Drop the lab's database (and with `purge` its template and role), marker first.
+
+        Transactions the lab left prepared (PREPARE TRANSACTION) are rolled back first:
+        they would keep the database from being dropped.
+        """
         names = target.names
         with admin(target.admin_url) as s:
             for dbname in (names.database, names.template):
@@ -468,7 +492,7 @@ class PostgresKind(ServiceKind):
                 # A half-seeded template (Ctrl-C, a failed seed) is never worth keeping.
                 keep = dbname == names.template and marker == names.marker("seeded")
                 if marker is not None and (purge or not keep):
-                    _drop(s, dbname)
+                    _drop(s, dbname, target.admin_url)
             if purge:
                 marker = _role_marker(s, names.role)
                 if marker is not None and names.owns(marker):
@@ -581,6 +605,7 @@ __all__ = [
     "create_database",
     "drop_database",
     "psql_process",
+    "rollback_prepared",
     "run_psql",
     "run_setup",
     "run_statements",
