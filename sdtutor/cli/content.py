@@ -162,9 +162,13 @@ def _prove(specs: list[LabSpec], root: Path, provider: str | None, jobs: int) ->
 def _prove_here(lab: LabSpec, provider: str | None) -> int:
     """Prove one lab in this process, printing each case as it ends; 0 or 1."""
     from sdtutor.cli.ui import console, err
-    from sdtutor.lab.proof import CaseOutcome, prove_lab
+    from sdtutor.lab.proof import CaseOutcome, prove_lab, skip_reason
     from sdtutor.providers import select
 
+    reason = skip_reason(lab, provider)
+    if reason:
+        console.print(f"Skipping lab [bold]{lab.path.name}[/]: {reason}.", soft_wrap=True)
+        return 0
     chosen = select(provider, lab.instances)
     console.print(f"Proving lab [bold]{lab.path.name}[/] with the {chosen.name} provider:")
 

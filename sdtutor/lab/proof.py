@@ -102,6 +102,25 @@ def proof_jobs(jobs: int | None = None) -> int:
     return jobs
 
 
+def skip_reason(lab: LabSpec, requested: str | None = None) -> str:
+    """Why the named provider (`requested`, else SDTUTOR_PROVIDER) cannot run `lab` at all,
+    so that its proof is skipped with this reason rather than failed; '' when it can, or
+    when no provider is named (then one that can serve is chosen).
+
+    Only what no machine could change counts: the external provider cannot restart its
+    servers with a setting such as max_prepared_transactions, nor give two servers of one
+    kind. A provider that is merely missing here (no Docker engine) is not a reason.
+    """
+    from sdtutor.providers import provider_class, unsupported
+
+    name = requested or os.environ.get("SDTUTOR_PROVIDER") or None
+    if not name:
+        return ""
+    cls = provider_class(name)
+    reason = unsupported(cls, lab.instances)
+    return f"the {cls.name} provider {reason}" if reason else ""
+
+
 def _cases(lab: LabSpec) -> list[_Case]:
     cases = [_Case("starter", "fails", ()), _Case("solution", "passes", (lab.solution,))]
     cases += [_Case(f"wrong/{w.name}", "fails", (lab.solution, w.path), w) for w in lab.wrong]
@@ -480,4 +499,12 @@ def _judge(
     return outcome
 
 
-__all__ = ["CASE_MARGIN", "DEFAULT_JOBS", "JOBS_ENV", "CaseOutcome", "proof_jobs", "prove_lab"]
+__all__ = [
+    "CASE_MARGIN",
+    "DEFAULT_JOBS",
+    "JOBS_ENV",
+    "CaseOutcome",
+    "proof_jobs",
+    "prove_lab",
+    "skip_reason",
+]

@@ -70,18 +70,30 @@ def select(requested: str | None, instances: Sequence[InstanceSpec]) -> Provider
 
 
 def unsupported(cls: type[Provider], instances: Sequence[InstanceSpec]) -> str:
-    """What a provider cannot give of a lab's instances ('' when it can give them all)."""
+    """What a provider cannot give of a lab's instances ('' when it can give them all).
+
+    Every reason is named, joined with ', and ': a lab that needs server settings on the
+    external provider hears about the settings first, since no URL can change them.
+    """
     missing = sorted({i.kind for i in instances if i.kind not in cls.services})
     if missing:
         return f"cannot supply {', '.join(missing)}"
+    reasons = []
+    settings = {k: v for i in instances if not i.replica_of for k, v in i.settings.items()}
+    if settings and not cls.restarts_servers:
+        wanted = ", ".join(f"{k} = {v}" for k, v in sorted(settings.items()))
+        reasons.append(
+            f"cannot change its servers' settings (this lab needs {wanted}, read only when "
+            "a server starts)"
+        )
     replicas = [i.name for i in instances if i.replica_of]
     if replicas and not cls.replicas:
-        return f"cannot give a streaming replica ({', '.join(replicas)})"
+        reasons.append(f"cannot give a streaming replica ({', '.join(replicas)})")
     kinds = [i.kind for i in instances]
     doubled = sorted({k for k in kinds if kinds.count(k) > 1})
     if doubled and not cls.separate_servers:
-        return f"has one server per kind, and this lab needs two of {', '.join(doubled)}"
-    return ""
+        reasons.append(f"has one server per kind (this lab needs two of {', '.join(doubled)})")
+    return ", and ".join(reasons)
 
 
 def check_supports(cls: type[Provider], instances: Sequence[InstanceSpec]) -> None:

@@ -1,0 +1,11 @@
+-- Your indexes for the products catalogue.
+--
+-- Write CREATE INDEX statements here, then apply them to the lab's database:
+--
+--     sdtutor lab shell database-selection -f catalog.sql
+--
+-- Each run starts from a fresh copy of the seeded data and applies this whole file, so
+-- the database holds exactly the indexes written here: to change or drop one, edit this
+-- file and run it again. `sdtutor lab watch database-selection` does the same whenever
+-- you save. `sdtutor lab check database-selection` reads the catalog and the plan of
+-- by_color in queries.sql.

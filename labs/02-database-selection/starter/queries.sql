@@ -1,0 +1,7 @@
+-- The storefront's colour filter: every product whose attributes say it has :color.
+
+-- name: by_color
+SELECT id, name, category, price_cents
+FROM products
+WHERE attributes->>'color' = :color
+ORDER BY id;

@@ -1,0 +1,1 @@
+CREATE INDEX products_color ON products ((attributes->'color'));

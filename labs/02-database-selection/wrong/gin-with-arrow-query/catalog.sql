@@ -1,0 +1,1 @@
+CREATE INDEX products_attributes_gin ON products USING gin (attributes);

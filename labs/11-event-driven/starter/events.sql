@@ -1,0 +1,12 @@
+-- Your rules for the event store, applied to the lab's database:
+--
+--     sdtutor lab shell event-driven -f events.sql
+--
+-- Each run starts from a fresh copy of the seeded data and applies this whole file, so
+-- the database holds exactly what is written here. `sdtutor lab watch event-driven`
+-- does the same whenever you save. setup.sql (in the lab's folder) made the tables:
+-- account_events, account_balances and the travel tables; `\d account_events` in
+-- `sdtutor lab shell event-driven` shows them.
+--
+-- Right now nothing stops two writers from both appending version 5 to one stream,
+-- and nothing stops the application from rewriting history.

@@ -1,0 +1,14 @@
+"""Wraps the read and the write in one transaction, believing that makes them atomic."""
+
+
+def withdraw(conn, account_id, amount):
+    with conn.transaction():
+        balance = conn.execute(
+            "SELECT balance FROM accounts WHERE id = %s", (account_id,)
+        ).fetchone()[0]
+        if balance < amount:
+            return False
+        conn.execute(
+            "UPDATE accounts SET balance = %s WHERE id = %s", (balance - amount, account_id)
+        )
+    return True
