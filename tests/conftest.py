@@ -38,13 +38,22 @@ hints:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh SDTUTOR_HOME for one test (no lab servers expected)."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh SDTUTOR_HOME for one test. Whatever labs it started, or stopped keeping
+    their seeded copies, are removed afterwards: a shared server keeps nothing of a test."""
     path = tmp_path / "home"
     monkeypatch.setenv("SDTUTOR_HOME", str(path))
     for var in ("SDTUTOR_PROVIDER", "SDTUTOR_POSTGRES_URL", "SDTUTOR_COURSE", "NO_COLOR"):
         monkeypatch.delenv(var, raising=False)
-    return path
+    yield path
+    if (path / "labs").is_dir():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SDTUTOR_")}
+        subprocess.run(
+            [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"],
+            env={**env, "SDTUTOR_HOME": str(path)},
+            capture_output=True,
+            timeout=180,
+        )
 
 
 @pytest.fixture

@@ -225,6 +225,9 @@ def test_ctrl_c_during_start_leaves_nothing_behind(
     assert not (home / "labs" / "indexing.json").exists()
     if provider == "external":
         assert not {names.database, names.template} & databases(system_postgres)
+        with psycopg.connect(system_postgres) as conn:
+            role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (names.role,))
+            assert role.fetchone() is None, "the lab's role outlived an interrupted first start"
     else:
         # No lab uses the private server any more, so it was stopped too.
         with pytest.raises(psycopg.OperationalError):

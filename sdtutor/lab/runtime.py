@@ -327,7 +327,10 @@ def start(
         except BaseException:
             with _no_interrupts():
                 if existing is None:
-                    _teardown(LabState(slug, provider.name, str(ws), endpoints), lab)
+                    # A first start leaves nothing (its role included); a start after
+                    # `lab stop` keeps the seeded copy that stop kept.
+                    first = all(k.topic != slug for k in state.kept())
+                    _teardown(LabState(slug, provider.name, str(ws), endpoints), lab, first)
                     with contextlib.suppress(ProviderError):
                         provider.stop(slug, endpoints)
                     state.remove(slug)
