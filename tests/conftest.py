@@ -13,11 +13,16 @@ import pytest
 
 if TYPE_CHECKING:
     from sdtutor.services.names import Names
+    from tests.background_proofs import BackgroundProofs
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_POSTGRES = os.environ.get(
     "SDTUTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+SYSTEM_REDIS = os.environ.get("SDTUTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SYSTEM_AMQP = os.environ.get("SDTUTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+LABS = sorted(p for p in (REPO / "labs").iterdir() if (p / "lab.yaml").is_file())
+PROOF_TEST = "test_the_lab_proves_itself"
 
 # A minimal valid lab.yaml, for loader and linter tests that build labs in tmp_path.
 LAB_YAML = """\
@@ -92,6 +97,55 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     subprocess.run(
         [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"], env=env, capture_output=True
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lab proofs run in the background from the session's start (tests/background_proofs.py):
+    their tests go last, so the other tests run while the proofs do."""
+    proofs = [i for i in items if getattr(i, "originalname", "") == PROOF_TEST]
+    if proofs:
+        items[:] = [i for i in items if i not in proofs] + proofs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def proofs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BackgroundProofs | None]:
+    """The session's lab proofs, started now, the labs with the most cases first (the
+    longest go first, so that none is left running alone at the end); None when the
+    session runs no proof."""
+    from tests.background_proofs import BackgroundProofs
+
+    wanted = [
+        (item.callspec.params["lab"], item.callspec.params["provider"])
+        for item in request.session.items
+        if getattr(item, "originalname", "") == PROOF_TEST
+    ]
+    if not wanted:
+        yield None
+        return
+    local_home: Path = request.getfixturevalue("local_home")
+    postgres: str = request.getfixturevalue("system_postgres")
+    pool = BackgroundProofs(BackgroundProofs.jobs())
+    wanted.sort(key=lambda pair: -sum(1 for p in (pair[0] / "wrong").glob("*/case.yaml")))
+    try:
+        for lab, provider in wanted:
+            slug = lab.name.split("-", 1)[1]
+            if provider == "local":
+                env = {"SDTUTOR_HOME": str(local_home), "SDTUTOR_PROVIDER": "local"}
+                pool.submit(slug, provider, env)
+            else:
+                env = {
+                    "SDTUTOR_HOME": str(tmp_path_factory.mktemp(f"proof-{slug}") / "home"),
+                    "SDTUTOR_PROVIDER": "external",
+                    "SDTUTOR_POSTGRES_URL": postgres,
+                    "SDTUTOR_REDIS_URL": SYSTEM_REDIS,
+                    "SDTUTOR_AMQP_URL": SYSTEM_AMQP,
+                }
+                pool.submit(slug, provider, env, own_home=True)
+        yield pool
+    finally:
+        pool.stop()
 
 
 def sdtutor(

@@ -1,21 +1,21 @@
 """Every lab proves itself on both providers: its untouched starter fails, its reference
 solution passes, and each wrong case fails exactly the checks it names, with a message
-that teaches. One test per lab and provider (`-k "caching and local"` picks one), each
-with its own time limit; a lab a provider cannot run is skipped with the reason
-`content check` gives (two-phase commit needs a server setting no URL can change)."""
+that teaches. One test per lab and provider (`-k "caching and local"` picks one); a lab a
+provider cannot run is skipped with the reason `content check` gives (two-phase commit
+needs a server setting no URL can change).
+
+The proofs themselves start with the session, beside the other tests (see
+tests/background_proofs.py); these tests run last and judge each one's output.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, sdtutor
-
-LABS = sorted(p for p in (REPO / "labs").iterdir() if (p / "lab.yaml").is_file())
-REDIS = os.environ.get("SDTUTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP = os.environ.get("SDTUTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+from tests.background_proofs import BackgroundProofs
+from tests.conftest import LABS, sdtutor
 
 
 def _expected_lines(lab: Path) -> list[str]:
@@ -25,25 +25,14 @@ def _expected_lines(lab: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # it waits for its turn in the background pool
 @pytest.mark.parametrize("provider", ["local", "external"])
 @pytest.mark.parametrize("lab", LABS, ids=[p.name.split("-", 1)[1] for p in LABS])
-def test_the_lab_proves_itself(
-    lab: Path, provider: str, local_home: Path, home: Path, system_postgres: str
-) -> None:
-    if provider == "local":
-        env = {"SDTUTOR_HOME": str(local_home), "SDTUTOR_PROVIDER": "local"}
-    else:
-        env = {
-            "SDTUTOR_HOME": str(home),
-            "SDTUTOR_PROVIDER": "external",
-            "SDTUTOR_POSTGRES_URL": system_postgres,
-            "SDTUTOR_REDIS_URL": REDIS,
-            "SDTUTOR_AMQP_URL": AMQP,
-        }
+def test_the_lab_proves_itself(lab: Path, provider: str, proofs: BackgroundProofs) -> None:
     slug = lab.name.split("-", 1)[1]
-    # The course is linted once elsewhere (tests/test_content_check.py): prove only.
-    result = sdtutor("content", "check", "--no-lint", "--lab", slug, env=env, timeout=280)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    result = proofs.result(slug, provider)
+    output = f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+    assert result.returncode == 0, output
     if f"Skipping lab {lab.name}:" in result.stdout:
         from sdtutor.content.loader import load_lab
         from sdtutor.lab.proof import skip_reason
@@ -53,7 +42,7 @@ def test_the_lab_proves_itself(
         pytest.skip(f"{lab.name} on {provider}: {reason}")
     block = result.stdout[result.stdout.index(f"Proving lab {lab.name}") :]
     for line in _expected_lines(lab):
-        assert line in block, f"{lab.name}: {line}"
+        assert line in block, f"{lab.name}: {line}\n{output}"
     assert f"{lab.name} is proved" in block
 
 
