@@ -218,6 +218,8 @@ def info(
         console.print(f"{name}: {svc['url']}", soft_wrap=True)
         if svc.get("prefix"):
             console.print(f"  (your names start with {svc['prefix']})", soft_wrap=True)
+        for variable, value in svc.get("env", {}).items():
+            console.print(f"  {variable}={value}", soft_wrap=True)
     if data["status"] == "stopped":
         console.print(
             f"Its services are not answering: `sdtutor lab start {data['topic']}` "

@@ -6,6 +6,7 @@ The built-in prompt prints results as tables and EXPLAIN plans as trees.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ HELP = """Type SQL ending with ; (it may span lines). Also:
   \\d    tables        \\di   indexes       \\q    quit (or Ctrl-D)"""
 
 
-def run_file(url: str, path: Path, prefer_psql: bool = True) -> None:
+def run_file(
+    url: str, path: Path, prefer_psql: bool = True, variables: Mapping[str, str] | None = None
+) -> None:
     """Run a SQL file, showing what each statement did; stop at the first refused one.
 
     With psql installed (and `prefer_psql`) the file goes to psql (`-f`), so whatever
@@ -31,7 +34,7 @@ def run_file(url: str, path: Path, prefer_psql: bool = True) -> None:
     its argv. Otherwise sdtutor's own runner sends each statement, shows `\\d` and `\\di`
     as the built-in prompt does and skips other meta-commands, saying so. Raises
     typer.Exit(1) when a statement is refused, after saying which and that the rest did
-    not run.
+    not run. psql `variables` (a lab's extra roles, `:"reporting"`) are set either way.
     """
     from sdtutor.errors import LabError
 
@@ -39,9 +42,9 @@ def run_file(url: str, path: Path, prefer_psql: bool = True) -> None:
         raise LabError(f"There is no file {path}.", "Give the path to a .sql file.")
     psql = shutil.which("psql")
     if prefer_psql and psql:
-        _run_file_with_psql(psql, url, path)
+        _run_file_with_psql(psql, url, path, variables)
     else:
-        _run_file_builtin(url, path)
+        _run_file_builtin(url, path, variables)
 
 
 def _shown_path(path: Path) -> str:
@@ -52,12 +55,23 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def _run_file_with_psql(psql: str, url: str, path: Path) -> None:
+def _run_file_with_psql(
+    psql: str, url: str, path: Path, variables: Mapping[str, str] | None = None
+) -> None:
     from sdtutor.cli.ui import err
-    from sdtutor.services.postgres import run_psql
+    from sdtutor.services.postgres import psql_variable_args, run_psql
 
     # -X: the learner's ~/.psqlrc could turn off ON_ERROR_STOP or change the output.
-    code = run_psql(psql, url, "-X", "-v", "ON_ERROR_STOP=1", "-f", _shown_path(path))
+    code = run_psql(
+        psql,
+        url,
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        *psql_variable_args(variables),
+        "-f",
+        _shown_path(path),
+    )
     if code == 3:  # ON_ERROR_STOP: a statement was refused, psql named its file:line
         err.print(
             f"[red]PostgreSQL refused a statement of {path.name} (psql names its line above); "
@@ -69,7 +83,7 @@ def _run_file_with_psql(psql: str, url: str, path: Path) -> None:
         raise typer.Exit(1)
 
 
-def _run_file_builtin(url: str, path: Path) -> None:
+def _run_file_builtin(url: str, path: Path, variables: Mapping[str, str] | None = None) -> None:
     from sdtutor.cli.ui import console, err
     from sdtutor.services.postgres import ScriptItem, StatementRefused, run_statements
 
@@ -90,7 +104,7 @@ def _run_file_builtin(url: str, path: Path) -> None:
 
     ran = 0
     try:
-        for line, cur in run_statements(url, path, meta):
+        for line, cur in run_statements(url, path, meta, variables):
             ran += 1
             console.print(f"[green]{cur.statusmessage}[/]  [dim]{path.name}:{line}[/]")
             if cur.description:
@@ -190,12 +204,12 @@ def _one_history_entry(lines: list[str]) -> None:
     readline.add_history(" ".join(line.strip() for line in lines))
 
 
-def builtin_prompt(url: str) -> int:
-    """A small SQL prompt: statements end with ';'."""
+def builtin_prompt(url: str, variables: Mapping[str, str] | None = None) -> int:
+    """A small SQL prompt: statements end with ';'; psql `variables` are interpolated."""
     import psycopg
 
     from sdtutor.cli.ui import console
-    from sdtutor.services.postgres import connect
+    from sdtutor.services.postgres import connect, substitute_variables
     from sdtutor.services.prompt import line_editing
 
     with connect(url, autocommit=True) as conn, line_editing("sql"):
@@ -229,7 +243,7 @@ def builtin_prompt(url: str) -> int:
             _one_history_entry(buffer)
             buffer = []
             try:
-                cur = conn.execute(statement.encode())
+                cur = conn.execute(substitute_variables(statement, variables or {}).encode())
             except psycopg.Error as exc:
                 console.print(f"[red]{str(exc).strip()}[/]")
                 continue

@@ -5,6 +5,7 @@ Every error names the file and the line, so an author can go straight to it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,9 +391,37 @@ def _instances(ctx: _Ctx, data: LineDict) -> tuple[InstanceSpec, ...]:
                 str(kind),
                 str(replica_of) if replica_of else None,
                 {str(k): str(v) for k, v in settings.items()},
+                _roles(ctx, str(name), str(kind), spec.get("roles"), replica_of, line),
             )
         )
     return tuple(instances)
+
+
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,11}\Z")
+
+
+def _roles(
+    ctx: _Ctx, name: str, kind: str, raw: object, replica_of: object, line: int
+) -> tuple[str, ...]:
+    """An instance's extra PostgreSQL roles (`roles: [reporting]`): short, unique names."""
+    if raw is None:
+        return ()
+    if kind != "postgres" or replica_of is not None:
+        raise ctx.fail(
+            f"service '{name}' lists roles, which only a postgres service that is not a "
+            "replica can have",
+            line,
+        )
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise ctx.fail(f"the roles of service '{name}' are a list of names: [reporting]", line)
+    bad = [r for r in raw if not _ROLE_NAME.match(r)]
+    if bad or len(set(raw)) != len(raw):
+        raise ctx.fail(
+            f"the roles of service '{name}' must be distinct names of lowercase letters, "
+            f"digits and '_', starting with a letter, at most 12 long (not {bad or raw})",
+            line,
+        )
+    return tuple(raw)
 
 
 def _kind_of(value: object) -> object:

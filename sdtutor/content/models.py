@@ -99,6 +99,8 @@ class InstanceSpec:
     """A streaming replica of this other instance (same kind), when set."""
     settings: dict[str, str] = field(default_factory=dict)
     """Server settings the lab needs (e.g. PostgreSQL's max_prepared_transactions)."""
+    roles: tuple[str, ...] = ()
+    """Extra NOLOGIN roles (PostgreSQL) the lab makes beside its login: short names."""
 
 
 @dataclass(frozen=True)

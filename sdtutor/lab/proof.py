@@ -38,6 +38,7 @@ from sdtutor.errors import UsageError
 from sdtutor.lab.checks import run_checks
 from sdtutor.lab.checks.run import default_deadline
 from sdtutor.lab.results import CheckResult
+from sdtutor.lab.runtime import replica_access
 from sdtutor.providers.base import Endpoint, Provider
 from sdtutor.services.base import ServiceKind, Target, kind
 from sdtutor.services.names import Names
@@ -136,12 +137,16 @@ def _overlay(source: Path, workspace: Path) -> None:
 
 
 def _targets(lab: LabSpec, endpoints: dict[str, Endpoint], names: Names) -> Targets:
-    """Where a namespace called `names` lives on each of the lab's (primary) servers."""
+    """Where a namespace called `names` lives on each of the lab's servers (a replica's
+    holds its primary's data: nothing is made or removed there, see _replica)."""
     return [
         (kind(i.kind), Target(endpoints[i.name].url, names, i.name, lab, endpoints[i.name].handle))
         for i in lab.instances
-        if not i.replica_of
     ]
+
+
+def _replica(target: Target) -> bool:
+    return target.lab.instance(target.instance).replica_of is not None
 
 
 def prove_lab(
@@ -188,6 +193,8 @@ def _teardown(spaces: Sequence[Targets]) -> None:
 
     def remove(targets: Targets) -> None:
         for service_kind, target in targets:
+            if _replica(target):
+                continue
             with contextlib.suppress(Exception):
                 service_kind.teardown(target, purge=True)
 
@@ -208,7 +215,9 @@ def _run_case(lab: LabSpec, targets: Targets, case: _Case) -> CaseOutcome:
         _overlay(lab.starter, workspace)
         for overlay in case.overlays:
             _overlay(overlay, workspace)
-        access = {t.instance: k.provision(t, fresh=True) for k, t in targets}
+        access = {t.instance: k.provision(t, fresh=True) for k, t in targets if not _replica(t)}
+        servers = {t.instance: t.admin_url for _, t in targets}
+        access.update(replica_access(lab, servers, access))
         for name in lab.apply:
             path = workspace / name
             if not case.overlays or not path.is_file():

@@ -118,22 +118,35 @@ def _provision(
     access: dict[str, Access] = {}
     for service_kind, target in _targets(lab, slug, endpoints, previous or {}):
         access[target.instance] = service_kind.provision(target, fresh, progress)
+    servers = {name: endpoint.url for name, endpoint in endpoints.items()}
+    return {**access, **replica_access(lab, servers, access, progress)}
+
+
+def replica_access(
+    lab: LabSpec,
+    servers: dict[str, str],
+    access: dict[str, Access],
+    progress: Progress = no_progress,
+) -> dict[str, Access]:
+    """The lab's access to each of its replicas, given each instance's server (admin) URL
+    and the lab's access to the primaries; the proofs use it too."""
+    out: dict[str, Access] = {}
     for instance in lab.instances:
-        if instance.replica_of and instance.name in endpoints:
+        if instance.replica_of and instance.name in servers:
             # A replica holds the primary's data: the same login, on the replica's server,
             # once it has replayed the primary's set-up (an apply delay holds that back too).
             progress(f"Waiting for {instance.name} to replay the set-up", None)
             delay = float(instance.settings.get("recovery_min_apply_delay_ms", "0")) / 1000
             kind(instance.kind).await_replica(
-                endpoints[instance.replica_of].url, endpoints[instance.name].url, delay + 30
+                servers[instance.replica_of], servers[instance.name], delay + 30
             )
             primary = access[instance.replica_of]
-            server = urlsplit(endpoints[instance.name].url).netloc.rsplit("@", 1)[-1]
+            server = urlsplit(servers[instance.name]).netloc.rsplit("@", 1)[-1]
             parts = urlsplit(primary.url)
             login = parts.netloc.rsplit("@", 1)[0]
             url = urlunsplit(parts._replace(netloc=f"{login}@{server}"))
-            access[instance.name] = Access(url, primary.prefix, dict(primary.env), primary.note)
-    return access
+            out[instance.name] = Access(url, primary.prefix, dict(primary.env), primary.note)
+    return out
 
 
 def _teardown(lab_state: LabState, lab: LabSpec, purge: bool = False) -> list[str]:
@@ -385,6 +398,7 @@ def info(topic: Topic) -> dict[str, Any]:
                 "url": access.url,
                 "kind": lab_state.endpoints[name].service,
                 **({"prefix": access.prefix} if access.prefix else {}),
+                **({"env": dict(access.env)} if access.env else {}),
             }
             for name, access in lab_state.access.items()
             if name in lab_state.endpoints

@@ -6,6 +6,13 @@ role also owns: seeding runs once, and `lab reset` or a start after `lab stop` i
 copy (0.1-0.3 s for the indexing lab's 28 MB). Each carries a comment, the marker that
 says which home made it; nothing is dropped without it.
 
+A lab may ask for extra roles (lab.yaml `roles: [reporting]` on a postgres instance): NOLOGIN
+roles `<lab role>_<name>` made before the seed runs and dropped with the lab's role, for
+the lab's login to grant to. The lab's login holds no membership in them: it grants as
+the owner of its tables, and cannot hand the roles, or become them, any other way.
+Seeds, apply-files and `lab shell` name them as psql variables (`:"reporting"`); learner
+code reads `DATABASE_ROLE_REPORTING`.
+
 The kind's own statements (roles, markers, copies) go through `libpq.session`, which
 skips psycopg's ~100 ms import and quotes identifiers and literals with libpq; seeding,
 learner files and shells use psycopg.
@@ -14,12 +21,13 @@ learner files and shells use psycopg.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +41,64 @@ from sdtutor.services.names import Names
 
 if TYPE_CHECKING:
     from sdtutor.services.libpq import Session
+
+
+ROLE_ENV_PREFIX = "DATABASE_ROLE_"
+"""Learner code finds a lab's extra role `reporting` in DATABASE_ROLE_REPORTING."""
+MAX_IDENTIFIER = 63  # PostgreSQL cuts longer names short, silently
+
+
+def extra_role(lab_role: str, name: str) -> str:
+    """The server's name for a lab's extra role `name`: `<lab role>_<name>`."""
+    return f"{lab_role}_{name}"
+
+
+def role_env(roles: Mapping[str, str]) -> dict[str, str]:
+    """Learner-code variables naming a lab's extra roles (short name -> server name)."""
+    return {ROLE_ENV_PREFIX + short.upper(): role for short, role in roles.items()}
+
+
+def role_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """psql variables (`:"reporting"`) naming a lab's extra roles, from its Access.env."""
+    return {
+        key[len(ROLE_ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ROLE_ENV_PREFIX)
+    }
+
+
+def substitute_variables(text: str, variables: Mapping[str, str]) -> str:
+    """Interpolate psql variables as psql does: `:"name"` as a quoted identifier,
+    `:'name'` as a literal, `:name` as it is; never inside strings, quoted names or
+    comments, nor after `::`. Names not in `variables` are left alone (psql would too);
+    text sqlglot cannot split (an unclosed quote) is returned unchanged, for the server
+    to refuse."""
+    if not variables or ":" not in text:
+        return text
+    from sqlglot.dialects.postgres import Postgres
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = Postgres().tokenize(text)
+    except TokenError:
+        return text
+    out, done = [], 0
+    for colon, name in itertools.pairwise(tokens):
+        if colon.token_type != TokenType.COLON or name.start != colon.end + 1:
+            continue
+        raw = text[name.start : name.end + 1]
+        bare = raw[1:-1] if raw[:1] in "\"'" and raw[:1] == raw[-1:] else raw
+        if bare not in variables:
+            continue
+        value = variables[bare]
+        if raw.startswith('"'):
+            value = '"' + value.replace('"', '""') + '"'
+        elif raw.startswith("'"):
+            value = "'" + value.replace("'", "''") + "'"
+        out += [text[done : colon.start], value]
+        done = name.end + 1
+    return "".join(out) + text[done:]
 
 
 def with_database(url: str, dbname: str) -> str:
@@ -182,14 +248,18 @@ def _has_code(text: str) -> bool:
 
 
 def run_setup(
-    url: str, path: Path, progress: Callable[[str, float | None], None] | None = None
+    url: str,
+    path: Path,
+    progress: Callable[[str, float | None], None] | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> None:
     """Run a lab's setup file, one `-- step:` at a time, reporting progress.
 
     Each step goes to the server as one batch (one round trip, no parsing here). A
     statement that refuses a transaction block (VACUUM, CREATE INDEX CONCURRENTLY)
-    must therefore be alone in its step. Raises LabError naming the file and the step's
-    line when PostgreSQL refuses it.
+    must therefore be alone in its step. psql `variables` (the lab's extra roles,
+    `:"reporting"`) are interpolated first. Raises LabError naming the file and the
+    step's line when PostgreSQL refuses it.
     """
     from sdtutor.services.libpq import PgError
 
@@ -202,7 +272,7 @@ def run_setup(
             if progress:
                 progress(step.description, done / max(len(steps), 1))
             try:
-                s.script(step.sql)
+                s.script(substitute_variables(step.sql, variables or {}))
             except PgError as exc:
                 raise LabError(
                     f"{path}:{step.line}: PostgreSQL refused '{step.description}': "
@@ -289,11 +359,15 @@ MetaHandler = Callable[[ScriptItem, Any], None]
 
 
 def run_statements(
-    url: str, path: Path, on_meta: MetaHandler | None = None
+    url: str,
+    path: Path,
+    on_meta: MetaHandler | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Run a learner's SQL file statement by statement, as `lab shell -f --builtin` does.
 
-    Yields (line, cursor) after each statement. A psql meta-command line (`\\di`) is not
+    Yields (line, cursor) after each statement, psql `variables` interpolated as psql
+    would. A psql meta-command line (`\\di`) is not
     SQL: it goes to `on_meta(item, connection)`, or is skipped without one. Raises
     LabError when the file is missing, and StatementRefused, naming file and line, at the
     first statement PostgreSQL refuses.
@@ -322,13 +396,20 @@ def run_statements(
                     on_meta(item, conn)
                 continue
             try:
-                cur = conn.execute(item.text.encode())
+                cur = conn.execute(substitute_variables(item.text, variables or {}).encode())
             except psycopg.Error as exc:
                 raise StatementRefused(f"{path.name}:{item.line}: {str(exc).strip()}") from None
             yield item.line, cur
 
 
-def apply_with_psql(psql: str, url: str, path: Path) -> int:
+def psql_variable_args(variables: Mapping[str, str] | None) -> list[str]:
+    """psql's `-v name=value` options (names of roles, not secrets: argv is fine)."""
+    return [arg for name, value in (variables or {}).items() for arg in ("-v", f"{name}={value}")]
+
+
+def apply_with_psql(
+    psql: str, url: str, path: Path, variables: Mapping[str, str] | None = None
+) -> int:
     """Run a learner's SQL file with psql, quietly, stopping at the first refused statement.
 
     Whatever psql accepts works (meta-commands included); its output is not shown.
@@ -353,6 +434,7 @@ def apply_with_psql(psql: str, url: str, path: Path) -> int:
         "-q",
         "-v",
         "ON_ERROR_STOP=1",
+        *psql_variable_args(variables),
         "-f",
         path.name,
         cwd=path.parent,
@@ -408,6 +490,30 @@ def _set_marker(s: Session, what: str, name: str, text: str) -> None:
     s.run(f"COMMENT ON {what} {s.ident(name)} IS {s.literal(text)}")
 
 
+def lab_roles(target: Target) -> dict[str, str]:
+    """The instance's extra roles from lab.yaml: short name -> the server's name."""
+    spec = next((i for i in target.lab.instances if i.name == target.instance), None)
+    roles = {short: extra_role(target.names.role, short) for short in (spec.roles if spec else ())}
+    too_long = [role for role in roles.values() if len(role) > MAX_IDENTIFIER]
+    if too_long:
+        raise LabError(
+            f"The role name {too_long[0]} is longer than PostgreSQL's {MAX_IDENTIFIER} characters.",
+            "Give the role a shorter name under `roles:` in lab.yaml.",
+        )
+    return roles
+
+
+def _marked_roles(s: Session, names: Names) -> list[str]:
+    """The extra roles this home made for this lab, by their marker (never by name alone)."""
+    found = s.rows(
+        "SELECT rolname FROM pg_roles WHERE rolname <> $1 "
+        "AND starts_with(coalesce(shobj_description(oid, 'pg_authid'), ''), $2) ORDER BY 1",
+        names.role,
+        names.marker("role "),
+    )
+    return [str(row[0]) for row in found]
+
+
 class PostgresKind(ServiceKind):
     """PostgreSQL: a lab role owning a database copied from a seeded template."""
 
@@ -430,8 +536,10 @@ class PostgresKind(ServiceKind):
     def provision(self, target: Target, fresh: bool, progress: Progress = no_progress) -> Access:
         """Role, seeded template (once), and the lab's database copied from it."""
         names, url = target.names, target.admin_url
+        roles = lab_roles(target)
         with admin(url) as s:
             password = self._ensure_role(s, names, target.handle.get("password"))
+            self._ensure_extra_roles(s, names, roles)
             template_marker = _marker(s, names.template)
             refuse_foreign(names, f"PostgreSQL database {names.template}", template_marker)
             if template_marker != names.marker("seeded"):
@@ -439,12 +547,12 @@ class PostgresKind(ServiceKind):
                     _drop(s, names.template)
                 progress(f"Creating database {names.template} (seeded once)", None)
                 _create(s, url, names.template, names.role, None)
-                self._private(s, names.template, names.role)
+                self._private(s, names.template, names.role, roles.values())
                 _set_marker(s, "DATABASE", names.template, names.marker("seeding"))
                 if target.setup is not None:
                     # As the lab's role, so it owns every table the learner must index.
                     seed_url = url_with_login(url, names.role, password, "/" + names.template)
-                    run_setup(seed_url, target.setup, progress)
+                    run_setup(seed_url, target.setup, progress, roles)
                 _set_marker(s, "DATABASE", names.template, names.marker("seeded"))
                 fresh = True
             marker = _marker(s, names.database)
@@ -454,9 +562,10 @@ class PostgresKind(ServiceKind):
                 if marker is not None:
                     _drop(s, names.database, url)
                 _create(s, url, names.database, names.role, names.template)
-                self._private(s, names.database, names.role)
+                self._private(s, names.database, names.role, roles.values())
                 _set_marker(s, "DATABASE", names.database, names.marker("ready"))
-        return Access(url_with_login(url, names.role, password, "/" + names.database))
+        login = url_with_login(url, names.role, password, "/" + names.database)
+        return Access(login, env=role_env(roles))
 
     @staticmethod
     def _ensure_role(s: Session, names: Names, password: str | None) -> str:
@@ -473,10 +582,43 @@ class PostgresKind(ServiceKind):
         return password
 
     @staticmethod
-    def _private(s: Session, dbname: str, role: str) -> None:
-        """Only the lab's role (and admins) may connect: other students share the server."""
+    def _ensure_extra_roles(s: Session, names: Names, roles: Mapping[str, str]) -> None:
+        """The lab's extra roles (NOLOGIN, no membership given to anyone), made if missing.
+
+        The lab's login gets no membership, let alone ADMIN OPTION: it grants privileges
+        on its tables as their owner, which is all a lab asks of it. With ADMIN OPTION it
+        could hand the role to any other login on a shared server (and on PostgreSQL 16
+        rewrite its marker); as a member it would inherit whatever it granted.
+        """
+        for short, role in roles.items():
+            marker = _role_marker(s, role)
+            refuse_foreign(names, f"PostgreSQL role {role}", marker)
+            verb = "CREATE" if marker is None else "ALTER"
+            s.run(
+                f"{verb} ROLE {s.ident(role)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                "NOREPLICATION NOBYPASSRLS"
+            )
+            _set_marker(s, "ROLE", role, names.marker(f"role {short}"))
+            # Memberships live outside the database a fresh copy replaces: take them back
+            # too, so that the role holds only what the copy (and the seed) grant it.
+            for granted, member in s.rows(
+                "SELECT g.rolname, m.rolname FROM pg_auth_members a "
+                "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+                "WHERE g.rolname = $1 OR m.rolname = $1",
+                role,
+            ):
+                s.run(f"REVOKE {s.ident(str(granted))} FROM {s.ident(str(member))}")
+
+    @staticmethod
+    def _private(s: Session, dbname: str, role: str, extra: Iterable[str] = ()) -> None:
+        """Only the lab's roles (and admins) may connect: other students share the server.
+
+        Its extra roles may connect too (what they may read is the lab's to grant).
+        """
         s.run(f"REVOKE ALL ON DATABASE {s.ident(dbname)} FROM PUBLIC")
         s.run(f"GRANT CONNECT, TEMPORARY ON DATABASE {s.ident(dbname)} TO {s.ident(role)}")
+        for other in extra:
+            s.run(f"GRANT CONNECT ON DATABASE {s.ident(dbname)} TO {s.ident(other)}")
 
     def teardown(self, target: Target, purge: bool = False) -> None:
         """Drop the lab's database (and with `purge` its template and role), marker first.
@@ -494,6 +636,9 @@ class PostgresKind(ServiceKind):
                 if marker is not None and (purge or not keep):
                     _drop(s, dbname, target.admin_url)
             if purge:
+                # Its extra roles first, found by their marker (whatever lab.yaml says now).
+                for role in _marked_roles(s, names):
+                    s.run(f"DROP ROLE {s.ident(role)}")
                 marker = _role_marker(s, names.role)
                 if marker is not None and names.owns(marker):
                     s.run(f"DROP ROLE {s.ident(names.role)}")
@@ -522,18 +667,19 @@ class PostgresKind(ServiceKind):
     ) -> int:
         """psql (the password in a private passfile, never in argv), else the built-in."""
         psql = shutil.which("psql")
+        variables = role_variables(access.env)
         if prefer_native and psql:
-            return run_psql(psql, access.url)
+            return run_psql(psql, access.url, *psql_variable_args(variables))
         from sdtutor.cli.sqlshell import builtin_prompt
 
-        return builtin_prompt(access.url)
+        return builtin_prompt(access.url, variables)
 
     def run_file(self, access: Access, path: Path, prefer_native: bool = True) -> None:
         """Run a SQL file statement by statement, showing what each did: with psql where
         installed and `prefer_native`, else sdtutor's own runner (see cli.sqlshell)."""
         from sdtutor.cli.sqlshell import run_file
 
-        run_file(access.url, path, prefer_psql=prefer_native)
+        run_file(access.url, path, prefer_psql=prefer_native, variables=role_variables(access.env))
 
     def apply_file(
         self,
@@ -549,10 +695,12 @@ class PostgresKind(ServiceKind):
         skips meta-command lines, saying so in `notes`.
         """
         psql = shutil.which("psql")
+        variables = role_variables(access.env)
         if prefer_native and psql:
-            return apply_with_psql(psql, access.url, path)
+            return apply_with_psql(psql, access.url, path, variables)
         skipped: list[ScriptItem] = []
-        count = sum(1 for _ in run_statements(access.url, path, lambda i, _: skipped.append(i)))
+        statements = run_statements(access.url, path, lambda i, _: skipped.append(i), variables)
+        count = sum(1 for _ in statements)
         if skipped and notes is not None:
             notes.append(skipped_note(path, skipped))
         return count
@@ -595,6 +743,7 @@ def psql_process(psql: str, url: str, *args: str, **options: Any) -> subprocess.
 
 
 __all__ = [
+    "ROLE_ENV_PREFIX",
     "PostgresKind",
     "ScriptItem",
     "SqlStep",
@@ -604,7 +753,11 @@ __all__ = [
     "connect",
     "create_database",
     "drop_database",
+    "extra_role",
     "psql_process",
+    "psql_variable_args",
+    "role_env",
+    "role_variables",
     "rollback_prepared",
     "run_psql",
     "run_setup",
@@ -613,5 +766,6 @@ __all__ = [
     "skipped_note",
     "split_statements",
     "sql_steps",
+    "substitute_variables",
     "with_database",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sdtutor.content.models import LabSpec
 from sdtutor.lab.checks.broker import ExchangeFacts, QueueFacts, exchange_facts, queue_facts
@@ -337,6 +337,14 @@ class CheckContext:
             )
             if variable and variable not in env:
                 env[variable] = self.prefixes.get(name, self.prefixes.get(self._kind(name), ""))
+        for spec in self.lab.instances:
+            if spec.roles and spec.name in self.urls:  # a lab's extra PostgreSQL roles
+                from sdtutor.services.postgres import extra_role, role_env
+
+                user = unquote(urlsplit(self.urls[spec.name]).username or "")
+                roles = {short: extra_role(user, short) for short in spec.roles}
+                for variable, role in role_env(roles).items():
+                    env.setdefault(variable, role)
         limit = timeout or self.lab.time_limit
         remaining = self.remaining()
         if remaining is not None:

@@ -34,7 +34,10 @@ SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "unix_socket_directories": "''",
     "fsync": "off",
-    "synchronous_commit": "off",
+    # On (PostgreSQL's default), yet cheap with fsync off: a commit is in the WAL stream
+    # when COMMIT returns, so pg_current_wal_lsn() read after it is past it (the
+    # replication lab's read-your-writes waits for that position on the replica).
+    "synchronous_commit": "on",
     "full_page_writes": "off",
     # Labs run crowds of learner processes at once (a 50-reader stampede, a pool under 200
     # concurrent requests): the server must admit them so the lab can count them.

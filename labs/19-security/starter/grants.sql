@@ -1,0 +1,11 @@
+-- What the reporting service may do in the shop's database.
+--
+-- It builds the monthly sales report: it reads orders, and the customers' id, name
+-- and country. It writes nothing. Today it holds what setup.sql granted it years ago
+-- (GRANT ALL ON ALL TABLES ...), and every role holds what PUBLIC holds.
+--
+-- :"reporting" is your reporting role: sdtutor sets this psql variable, here and in
+-- `sdtutor lab shell security`. Apply this file with
+--     sdtutor lab shell security -f grants.sql
+-- (each time to a fresh copy of the seeded data, so what it says is what holds).
+

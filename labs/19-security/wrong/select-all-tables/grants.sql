@@ -1,0 +1,5 @@
+-- Read-only is least privilege, isn't it?
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :"reporting";
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"reporting";
