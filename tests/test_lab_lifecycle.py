@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import databases, lab_names, sdtutor
+from tests.conftest import databases, lab_names, plain, sdtutor
 
 
 def _roles(url: str) -> set[str]:
@@ -92,3 +92,28 @@ def test_a_broken_setup_step_is_named_by_file_and_line(
         assert message.endswith('relation "missing" does not exist'), message
     finally:
         postgres.drop_database(system_postgres, name)
+
+
+def test_a_lab_missing_a_starting_file_is_refused_before_anything_starts(
+    external_env: dict[str, str], system_postgres: str, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.conftest import REPO
+
+    course = tmp_path / "course"
+    (course / "lessons").mkdir(parents=True)
+    shutil.copy(REPO / "lessons" / "07-indexing.md", course / "lessons")
+    shutil.copytree(REPO / "labs" / "07-indexing", course / "labs" / "07-indexing")
+    (course / "labs" / "07-indexing" / "README.md").unlink()
+    env = {**external_env, "SDTUTOR_COURSE": str(course)}
+    names = lab_names(Path(env["SDTUTOR_HOME"]), "indexing")
+    started = sdtutor("lab", "start", "indexing", "-w", str(tmp_path / "ws"), env=env)
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert "Traceback" not in started.stderr
+    message = plain(started.stderr)
+    assert "The lab's folder is incomplete" in message and "README.md is missing" in message
+    assert "content check" in message
+    assert not {names.database, names.template} & databases(system_postgres)
+    assert names.role not in _roles(system_postgres)
+    assert not (tmp_path / "ws").exists()

@@ -137,7 +137,8 @@ def _shell_blurb(lab: "LabSpec") -> str:
 
     if len(lab.instances) == 1:
         return kind(lab.instances[0].kind).shell_blurb
-    return f"a prompt on one of its services ({', '.join(i.name for i in lab.instances)})"
+    names = [i.name for i in lab.instances]
+    return f"a prompt on {', '.join(names[:-1])} or {names[-1]}"
 
 
 def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None:

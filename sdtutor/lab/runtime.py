@@ -53,6 +53,18 @@ def _workspace_files(lab: LabSpec) -> list[tuple[Path, str]]:
     return files
 
 
+def _require_files(lab: LabSpec) -> None:
+    """Refuse a lab whose folder lacks a starting file, before anything starts."""
+    missing = [source for source, _ in _workspace_files(lab) if not source.is_file()]
+    if missing:
+        raise LabError(
+            f"The lab's folder is incomplete: {missing[0]} is missing"
+            + (f" (and {len(missing) - 1} more file(s))." if len(missing) > 1 else "."),
+            "Its course may be damaged: reinstall sdtutor, or if you wrote the lab, run "
+            "`sdtutor content check` on its course folder.",
+        )
+
+
 def _copy_files(lab: LabSpec, workspace: Path, overwrite: bool) -> list[str]:
     """Copy the starting files into the workspace; returns the names written."""
     written = []
@@ -298,6 +310,7 @@ def start(
     call created is removed again.
     """
     slug = topic.slug
+    _require_files(lab)
     with state.exclusive(slug, "start"):
         existing = state.load(slug)
         if existing and provider_name and existing.provider != provider_name:
@@ -477,6 +490,8 @@ def reset(
     """Back to the starting state: the seeded data copied anew and, unless `data_only`,
     the starter files (the learner's changed ones kept aside)."""
     slug = topic.slug
+    if not data_only:
+        _require_files(lab)
     with state.exclusive(slug, "reset"):
         lab_state = require_state(topic)
         provider = provider_class(lab_state.provider)()
