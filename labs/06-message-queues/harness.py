@@ -10,13 +10,13 @@ returned here only to word their messages.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from sdtutor.lab.runner.harness import import_learner
 
 CRASH_AFTER = 1.0
 """Seconds the dying handler waits before the process exits: time for the broker to push
@@ -25,18 +25,8 @@ CRASH_EXIT = 17
 
 
 def _learner(name: str) -> Any:
-    """Import the learner's module, which sits beside this file in the sandbox."""
-    file = Path(__file__).with_name(name)
-    folder = str(file.parent)
-    if folder not in sys.path:
-        sys.path.append(folder)  # after the libraries: the workspace cannot shadow them
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {name}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module
-    spec.loader.exec_module(module)
-    return module
+    """The learner's module `name`, imported afresh from beside this file in the sandbox."""
+    return import_learner(Path(__file__).with_name(name))
 
 
 def _order(body: Any) -> dict[str, Any]:

@@ -10,28 +10,18 @@ tokens by the checker recomputing what a right answer is.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import ipaddress
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from sdtutor.lab.runner.harness import import_learner
+
 
 def _learner(name: str) -> Any:
-    """Import the learner's module afresh (a new module object each call)."""
-    file = Path(__file__).with_name(name)
-    folder = str(file.parent)
-    if folder not in sys.path:
-        sys.path.append(folder)  # after the libraries: the workspace cannot shadow them
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {name}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module
-    spec.loader.exec_module(module)
-    return module
+    """The learner's module `name`, imported afresh from beside this file in the sandbox."""
+    return import_learner(Path(__file__).with_name(name))
 
 
 def _error(exc: BaseException) -> str:
