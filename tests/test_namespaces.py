@@ -150,6 +150,11 @@ def test_redis_user_reaches_only_its_prefix(tmp_path: Path, names: Names) -> Non
             learner.flushall()
         with pytest.raises(redis.exceptions.NoPermissionError):
             learner.delete(names.marker_key)
+        # Scripts and functions are the server's, not the lab's: another learner's stay.
+        assert learner.eval("return 1", 0) == 1
+        for command in (("FUNCTION", "FLUSH"), ("SCRIPT", "FLUSH"), ("RANDOMKEY",)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                learner.execute_command(*command)
         learner.close()
         kind("redis").teardown(target)
         assert not list(admin.scan_iter(match=names.key_prefix + "*"))

@@ -25,6 +25,11 @@ from sdtutor.services.base import Access, ServiceKind, Target, refuse_foreign, u
 from sdtutor.services.names import Names
 
 PREFIX_ENV = "REDIS_KEY_PREFIX"
+SERVER_WIDE = (
+    "-function|flush", "-function|delete", "-function|restore", "-function|kill",
+    "-script|flush", "-script|kill", "-randomkey",
+)  # fmt: skip
+"""Commands outside @dangerous that a lab's user may not run: they reach past its keys."""
 
 
 def client(url: str, **kwargs: Any) -> Any:
@@ -140,10 +145,14 @@ class RedisKind(ServiceKind):
 
     @staticmethod
     def _acl_rule(names: Names, password: str) -> list[str]:
+        """Only the lab's keys and channels, no dangerous command, and none of the
+        commands outside @dangerous that act on the whole server: flushing or deleting
+        the functions and scripts other learners loaded, killing their running script,
+        or fishing other labs' key names out with RANDOMKEY."""
         prefix = _glob_escape(names.key_prefix)
         return [
             "ACL", "SETUSER", names.role, "reset", "on", f">{password}",
-            f"~{prefix}*", f"&{prefix}*", "+@all", "-@dangerous",
+            f"~{prefix}*", f"&{prefix}*", "+@all", "-@dangerous", *SERVER_WIDE,
         ]  # fmt: skip
 
     @staticmethod
