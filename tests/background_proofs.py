@@ -5,7 +5,8 @@ one after another at their turn in the session they took about half of CI's time
 core sat idle. The session now hands every proof it collected to a small pool as it
 starts, the proof tests run last, and each one only waits for its lab's result, which is
 usually in by then. The proofs still run as a learner's `sdtutor content check` would, one
-process per lab and provider, against the real servers.
+process per lab and provider, against the real servers. On the local provider they share
+private servers of their own (conftest's `proofs`), apart from the other tests' ones.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 JOBS_ENV = "SDTUTOR_TEST_PROOFS_AT_ONCE"
 """How many labs are proved at once in the background (each proves 3 cases at a time)."""
 DEFAULT_JOBS = 2
-PROOF_TIMEOUT = 420
+PROOF_TIMEOUT = 600
 """Seconds one lab's proof may take, from when it starts (not from when it was queued)."""
 STOP_GRACE = 20
 """Seconds an interrupted proof gets to remove what it made before it is killed."""

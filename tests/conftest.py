@@ -124,7 +124,10 @@ def proofs(
     if not wanted:
         yield None
         return
-    local_home: Path = request.getfixturevalue("local_home")
+    # The proofs' own local servers, apart from local_home's: a check that holds a
+    # replica's replay back, or a server stopped when another test's last lab stops,
+    # must not reach into a proof running meanwhile (and the other way round).
+    proof_home = tmp_path_factory.mktemp("proof-local-home")
     postgres: str = request.getfixturevalue("system_postgres")
     pool = BackgroundProofs(BackgroundProofs.jobs())
     wanted.sort(key=lambda pair: -sum(1 for p in (pair[0] / "wrong").glob("*/case.yaml")))
@@ -132,7 +135,7 @@ def proofs(
         for lab, provider in wanted:
             slug = lab.name.split("-", 1)[1]
             if provider == "local":
-                env = {"SDTUTOR_HOME": str(local_home), "SDTUTOR_PROVIDER": "local"}
+                env = {"SDTUTOR_HOME": str(proof_home), "SDTUTOR_PROVIDER": "local"}
                 pool.submit(slug, provider, env)
             else:
                 env = {
@@ -146,6 +149,13 @@ def proofs(
         yield pool
     finally:
         pool.stop()
+        # Destroys the proofs' private servers: processes and data.
+        subprocess.run(
+            [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"],
+            env={**os.environ, "SDTUTOR_HOME": str(proof_home)},
+            capture_output=True,
+            timeout=180,
+        )
 
 
 def sdtutor(
