@@ -199,3 +199,20 @@ def test_lab_yaml_roles_are_checked(tmp_path: Path) -> None:
         (lab / "lab.yaml").write_text(text.replace("roles: [reporting]", bad))
         with pytest.raises(ContentError, match="roles"):
             load_lab(lab)
+
+
+def test_lab_info_names_the_role_for_the_learner(
+    external_env: dict[str, str], tmp_path: Path
+) -> None:
+    import json
+
+    from tests.conftest import lab_names, plain, sdtutor
+
+    env = external_env
+    role = lab_names(Path(env["SDTUTOR_HOME"]), "security").role + "_reporting"
+    started = sdtutor("lab", "start", "security", "-w", str(tmp_path / "ws"), env=env)
+    assert started.returncode == 0, started.stderr
+    shown = plain(sdtutor("lab", "info", "security", env=env).stdout)
+    assert f"DATABASE_ROLE_REPORTING={role}" in shown
+    data = json.loads(sdtutor("lab", "info", "security", "--json", env=env).stdout)
+    assert data["services"]["postgres"]["env"] == {"DATABASE_ROLE_REPORTING": role}

@@ -220,7 +220,8 @@ def info(
         if svc.get("prefix"):
             console.print(f"  (your names start with {svc['prefix']})", soft_wrap=True)
         for variable, value in svc.get("env", {}).items():
-            console.print(f"  {variable}={value}", soft_wrap=True)
+            if value != svc.get("prefix"):  # the prefix is said just above
+                console.print(f"  {variable}={value}", soft_wrap=True)
     if data["status"] == "stopped":
         console.print(
             f"Its services are not answering: `sdtutor lab start {data['topic']}` "
