@@ -42,6 +42,29 @@ def test_external_provider_refuses_a_replica_before_starting(tmp_path: Path) -> 
         check_supports(ExternalProvider, replica_lab(tmp_path).instances)
 
 
+def test_local_provider_refuses_settings_its_servers_do_not_run_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home's servers are shared by its labs: a lab cannot change their settings, so
+    one that needs others is refused before any server starts."""
+    monkeypatch.setenv("SDTUTOR_HOME", str(tmp_path / "home"))
+    provider = LocalProvider()
+    asks_more = (InstanceSpec("bank", "postgres", settings={"max_prepared_transactions": "20"}),)
+    with pytest.raises(ProviderError, match="max_prepared_transactions = 20") as caught:
+        provider.start("twopc", asks_more)
+    assert "it runs with 10" in caught.value.message
+    redis_setting = (InstanceSpec("cache", "redis", settings={"maxmemory": "1mb"}),)
+    with pytest.raises(ProviderError, match="maxmemory = 1mb"):
+        provider.start("tiny", redis_setting)
+    assert not list((tmp_path / "home").rglob("*.json"))  # no server was made
+    # What the servers do run with passes: the two-phase commit lab's setting, and a
+    # replica's own apply delay (the replica's, whatever the primary runs with).
+    server = provider._server("postgres", "main")
+    assert server.unmet_settings({"max_prepared_transactions": "10"}) == []
+    replica = replica_lab(tmp_path, delay_ms=1500).instances
+    provider._require_settings(replica, {"primary": "main", "replica": "replica"})
+
+
 @pytest.mark.slow
 def test_a_replica_streams_the_primary_with_its_delay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

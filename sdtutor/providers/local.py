@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 MAIN = "main"
 LABS = "labs"
+REPLICA_DELAY = "recovery_min_apply_delay_ms"
+"""A replica's own setting: how long it holds each commit back before replaying it."""
 """The key in a server's state that lists the labs using it."""
 
 
@@ -86,6 +88,7 @@ class LocalProvider(Provider):
                 + " Or use --provider docker / external.",
             )
         names = server_names(instances)
+        self._require_settings(instances, names)
         endpoints: dict[str, Endpoint] = {}
         started: list[LocalServer] = []
         try:
@@ -100,7 +103,7 @@ class LocalProvider(Provider):
                         primary = self._server(instance.kind, names[instance.replica_of])
                         assert isinstance(server, LocalPostgres)
                         assert isinstance(primary, LocalPostgres)
-                        delay = int(instance.settings.get("recovery_min_apply_delay_ms", "0"))
+                        delay = int(instance.settings.get(REPLICA_DELAY, "0"))
                         url = server.ensure_replica(primary, delay, progress)
                     else:
                         url = server.ensure_running(progress)  # it reports its own steps
@@ -118,6 +121,25 @@ class LocalProvider(Provider):
                         server.stop()
             raise
         return endpoints
+
+    def _require_settings(self, instances: Sequence[InstanceSpec], names: dict[str, str]) -> None:
+        """Refuse, before anything starts, a lab whose server settings this home's servers
+        do not run with: they are shared by its labs, so no lab changes them (a replica's
+        apply delay is the replica's own)."""
+        for instance in instances:
+            wanted = {
+                k: v
+                for k, v in instance.settings.items()
+                if not (instance.replica_of and k == REPLICA_DELAY)
+            }
+            unmet = self._server(instance.kind, names[instance.name]).unmet_settings(wanted)
+            if unmet:
+                raise ProviderError(
+                    f"The local provider's servers do not run with what '{instance.name}' "
+                    f"needs: {'; '.join(unmet)}.",
+                    "Use --provider docker, or ask the lab's author: local servers run "
+                    "with fixed settings.",
+                )
 
     def stop(self, lab: str, endpoints: dict[str, Endpoint]) -> None:
         """Forget `lab` on each of its servers; stop a server no other lab uses."""

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +64,12 @@ class LocalServer(ABC):
     @abstractmethod
     def find_binaries(cls) -> Availability:
         """Whether this kind's binaries are here (cached, never raises); `fix` says how."""
+
+    def unmet_settings(self, settings: Mapping[str, str]) -> list[str]:
+        """The lab's server settings this server does not run with, as `name = value`
+        phrases; every one, unless the kind says which it runs with (its servers are
+        shared by a home's labs, so a lab cannot change them)."""
+        return [f"{name} = {value}" for name, value in settings.items()]
 
     def ensure_running(self, progress: Progress = no_progress) -> str:
         """Initialise once, start if down, wait until it answers; returns the admin URL.

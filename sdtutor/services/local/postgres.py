@@ -16,6 +16,7 @@ import importlib.util
 import secrets
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -190,6 +191,15 @@ class LocalPostgres(LocalServer):
             row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
         assert row is not None
         return str(row[0])
+
+    def unmet_settings(self, settings: Mapping[str, str]) -> list[str]:
+        """What the lab asks that SERVER_SETTINGS does not give."""
+        unmet = []
+        for name, value in settings.items():
+            have = SERVER_SETTINGS.get(name)
+            if have is None or have.strip("'") != str(value).strip("'"):
+                unmet.append(f"{name} = {value}" + (f" (it runs with {have})" if have else ""))
+        return unmet
 
     def ensure_replica(
         self, primary: LocalPostgres, apply_delay_ms: int = 0, progress: Progress = no_progress
