@@ -310,3 +310,24 @@ def test_close_ends_open_connections(system_postgres: str) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown proxy kind"):
         Proxy("mysql", ("127.0.0.1", 3306))
+
+
+def test_max_open_turns_away_connections_past_the_bound(pg: Proxy) -> None:
+    import psycopg
+
+    pg.max_open = 2
+    held = [psycopg.connect(pg.url_for(PG_URL)) for _ in range(2)]
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(pg.url_for(PG_URL), connect_timeout=3)
+        assert pg.stats.refused == 1 and pg.open_connections == 2
+        held.pop().close()
+        deadline = time.monotonic() + 3  # the proxy sees the close a moment later
+        while pg.open_connections > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with psycopg.connect(pg.url_for(PG_URL)) as again:  # room again: it is let in
+            assert again.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        for conn in held:
+            conn.close()
+        pg.max_open = None

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sdtutor.lab.checks import CheckContext, Evidence, Fail, Pass, check
-from sdtutor.lab.proxy import Proxy
-from sdtutor.lab.proxy.base import upstream_of
 
 HARNESS = Path(__file__).with_name("harness.py")
 HARNESS_FILE = "sdtutor_scaling_harness.py"  # its name in the sandbox, beside the files
@@ -275,21 +273,6 @@ def breaker(ctx: CheckContext) -> Pass:
 # ------------------------------------------------------------------ task 2: the pool
 
 
-class CappedProxy(Proxy):
-    """A PostgreSQL proxy that turns connections away past TURN_AWAY open at once, so a
-    service without a bound cannot fill a shared server's connection slots."""
-
-    _refusing = False
-
-    @property  # type: ignore[override]
-    def refuse(self) -> bool:
-        return self._refusing or self.open_connections >= TURN_AWAY
-
-    @refuse.setter
-    def refuse(self, value: bool) -> None:
-        self._refusing = value
-
-
 def _burst(url: str, n: int) -> list[Reply]:
     """n GET /home requests released together from n threads."""
     gate = threading.Barrier(n)
@@ -310,7 +293,8 @@ def _burst(url: str, n: int) -> list[Reply]:
 
 @check("pool-bounded")
 def pool_bounded(ctx: CheckContext) -> Pass:
-    pg = CappedProxy("postgres", upstream_of(ctx.urls["postgres"], "postgres")).start()
+    pg = ctx.proxy("postgres")
+    pg.max_open = TURN_AWAY  # a service without a bound must not fill a shared server
     peak = [0]
     done = threading.Event()
 

@@ -76,6 +76,9 @@ class Proxy:
         """Seconds added before forwarding each client->server chunk."""
         self.refuse = False
         """When true, new connections are accepted, then closed at once."""
+        self.max_open: int | None = None
+        """When set, a new connection past this many open at once is refused like that
+        (a service without a bound must not fill a shared server's connection slots)."""
         self._inspector = _inspector_for(kind)
         self._running = threading.Event()
         self._running.set()
@@ -188,7 +191,8 @@ class Proxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            if self.refuse:
+            full = self.max_open is not None and self.open_connections >= self.max_open
+            if self.refuse or full:
                 self.stats.bump("refused")
                 # Linger 0: the client gets a reset at once, not an orderly close.
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
