@@ -166,7 +166,7 @@ def test_corrupt_progress_is_kept_aside_with_a_clear_message(home: Path) -> None
         (("learn", "99"), "no topic number 99"),
         (("quiz", "foo"), "no topic called 'foo'"),
         (("lab", "hint", "monolith"), "not written yet"),
-        (("lab", "start", "scaling"), "not written yet"),
+        (("lab", "start", "load-balancing"), "not written yet"),
         (("lab", "stop"), "Name the lab"),
     ],
 )
