@@ -1,0 +1,1 @@
+-- The SELECT in process() finds a job done before: no constraint needed.

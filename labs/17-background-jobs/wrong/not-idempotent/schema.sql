@@ -1,0 +1,1 @@
+-- No unique key: every delivery inserts a payout.
