@@ -111,6 +111,30 @@ def test_postgres_reset_copies_the_template_and_keeps_the_password(pg_target: Ta
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (50,)
 
 
+def test_a_copy_interrupted_before_its_marker_is_still_removed(
+    pg_target: Target, system_postgres: str
+) -> None:
+    """CREATE DATABASE and the COMMENT that marks it cannot share a transaction: a copy
+    cut off between them has no marker, but it is owned by this home's marked role, so
+    a fresh copy and the teardown remove it rather than leave it behind."""
+    names = pg_target.names
+    kind("postgres").provision(pg_target, fresh=True)
+    with psycopg.connect(system_postgres, autocommit=True) as conn:
+        for dbname in (names.database, names.template):
+            conn.execute(f'COMMENT ON DATABASE "{dbname}" IS NULL')
+    kind("postgres").provision(pg_target, fresh=True)  # takes them over: no refusal
+    with psycopg.connect(system_postgres, autocommit=True) as conn:
+        conn.execute(f'COMMENT ON DATABASE "{names.database}" IS NULL')
+    kind("postgres").teardown(pg_target, purge=True)
+    with psycopg.connect(system_postgres, autocommit=True) as conn:
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (names.database + "%",)
+        ).fetchall()
+        assert left == []
+        role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (names.role,))
+        assert role.fetchone() is None
+
+
 def test_look_alike_databases_of_another_home_are_never_dropped(
     pg_target: Target, system_postgres: str
 ) -> None:

@@ -467,14 +467,27 @@ def apply_with_psql(
     raise LabError(f"psql could not run {path.name}: {reason}")
 
 
-def _marker(s: Session, dbname: str) -> str | None:
-    """The comment on a database (its marker), '' when it has none, None when missing."""
+def _marker(s: Session, dbname: str, names: Names) -> str | None:
+    """The comment on a database (its marker), '' when it has none, None when missing.
+
+    CREATE DATABASE cannot share a transaction with the COMMENT that marks it, so a
+    start or proof interrupted between the two leaves a database with no marker. One
+    owned by this lab's role, itself marked as this home's, was made here (the role may
+    not create databases; only sdtutor's admin login made it for the role): it counts as
+    this home's, unfinished, and is dropped like any other copy instead of left behind.
+    """
     found = s.rows(
-        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
-        "WHERE datname = $1",
+        "SELECT coalesce(shobj_description(d.oid, 'pg_database'), ''), r.rolname, "
+        "coalesce(shobj_description(r.oid, 'pg_authid'), '') "
+        "FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
         dbname,
     )
-    return str(found[0][0]) if found else None
+    if not found:
+        return None
+    marker, owner, owner_marker = (str(v) for v in found[0])
+    if not marker and owner == names.role and names.owns(owner_marker):
+        return names.marker("unfinished")
+    return marker
 
 
 def _role_marker(s: Session, role: str) -> str | None:
@@ -486,8 +499,12 @@ def _role_marker(s: Session, role: str) -> str | None:
     return str(found[0][0]) if found else None
 
 
+def _marker_statement(s: Session, what: str, name: str, text: str) -> str:
+    return f"COMMENT ON {what} {s.ident(name)} IS {s.literal(text)}"
+
+
 def _set_marker(s: Session, what: str, name: str, text: str) -> None:
-    s.run(f"COMMENT ON {what} {s.ident(name)} IS {s.literal(text)}")
+    s.run(_marker_statement(s, what, name, text))
 
 
 def lab_roles(target: Target) -> dict[str, str]:
@@ -540,7 +557,7 @@ class PostgresKind(ServiceKind):
         with admin(url) as s:
             password = self._ensure_role(s, names, target.handle.get("password"))
             self._ensure_extra_roles(s, names, roles)
-            template_marker = _marker(s, names.template)
+            template_marker = _marker(s, names.template, names)
             refuse_foreign(names, f"PostgreSQL database {names.template}", template_marker)
             if template_marker != names.marker("seeded"):
                 if template_marker is not None:
@@ -555,7 +572,7 @@ class PostgresKind(ServiceKind):
                     run_setup(seed_url, target.setup, progress, roles)
                 _set_marker(s, "DATABASE", names.template, names.marker("seeded"))
                 fresh = True
-            marker = _marker(s, names.database)
+            marker = _marker(s, names.database, names)
             refuse_foreign(names, f"PostgreSQL database {names.database}", marker)
             if fresh or marker != names.marker("ready"):
                 progress(f"Copying the seeded data into {names.database}", None)
@@ -574,11 +591,12 @@ class PostgresKind(ServiceKind):
         refuse_foreign(names, f"PostgreSQL role {names.role}", marker)
         password = password or secrets.token_urlsafe(18)
         verb = "CREATE" if marker is None else "ALTER"
-        s.run(
+        # One transaction: an interrupted start never leaves a role without its marker.
+        s.script(
             f"{verb} ROLE {s.ident(names.role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-            f"NOREPLICATION NOBYPASSRLS PASSWORD {s.password(password, names.role)}"
+            f"NOREPLICATION NOBYPASSRLS PASSWORD {s.password(password, names.role)}; "
+            + _marker_statement(s, "ROLE", names.role, names.marker())
         )
-        _set_marker(s, "ROLE", names.role, names.marker())
         return password
 
     @staticmethod
@@ -594,11 +612,11 @@ class PostgresKind(ServiceKind):
             marker = _role_marker(s, role)
             refuse_foreign(names, f"PostgreSQL role {role}", marker)
             verb = "CREATE" if marker is None else "ALTER"
-            s.run(
+            s.script(  # one transaction, as for the login
                 f"{verb} ROLE {s.ident(role)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                "NOREPLICATION NOBYPASSRLS"
+                "NOREPLICATION NOBYPASSRLS; "
+                + _marker_statement(s, "ROLE", role, names.marker(f"role {short}"))
             )
-            _set_marker(s, "ROLE", role, names.marker(f"role {short}"))
             # Memberships live outside the database a fresh copy replaces: take them back
             # too, so that the role holds only what the copy (and the seed) grant it.
             for granted, member in s.rows(
@@ -629,7 +647,7 @@ class PostgresKind(ServiceKind):
         names = target.names
         with admin(target.admin_url) as s:
             for dbname in (names.database, names.template):
-                marker = _marker(s, dbname)
+                marker = _marker(s, dbname, names)
                 refuse_foreign(names, f"PostgreSQL database {dbname}", marker)
                 # A half-seeded template (Ctrl-C, a failed seed) is never worth keeping.
                 keep = dbname == names.template and marker == names.marker("seeded")
