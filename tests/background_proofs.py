@@ -27,7 +27,7 @@ JOBS_ENV = "SDTUTOR_TEST_PROOFS_AT_ONCE"
 DEFAULT_JOBS = 2
 PROOF_TIMEOUT = 600
 """Seconds one lab's proof may take, from when it starts (not from when it was queued)."""
-STOP_GRACE = 20
+STOP_GRACE = 60
 """Seconds an interrupted proof gets to remove what it made before it is killed."""
 
 
@@ -57,22 +57,30 @@ class BackgroundProofs:
         return max(1, int(text)) if text.isdigit() else DEFAULT_JOBS
 
     def submit(
-        self, slug: str, provider: str, env: Mapping[str, str], own_home: bool = False
+        self,
+        slug: str,
+        provider: str,
+        env: Mapping[str, str],
+        own_home: bool = False,
+        cases: tuple[str, ...] = (),
     ) -> None:
-        """Queue the proof of lab `slug` on `provider` (proofs start in the order queued).
-        `own_home`: the SDTUTOR_HOME in `env` is this proof's alone; whatever it left
-        there (a kept template, a role) is removed when the proof ends."""
+        """Queue the proof of lab `slug` on `provider` (proofs start in the order queued);
+        only `cases` of it when given (`content check --case`). `own_home`: the
+        SDTUTOR_HOME in `env` is this proof's alone; whatever it left there (a kept
+        template, a role) is removed when the proof ends."""
         self._futures[(slug, provider)] = self._pool.submit(
-            self._prove_and_tidy, slug, dict(env), own_home
+            self._prove_and_tidy, slug, dict(env), own_home, cases
         )
 
     def result(self, slug: str, provider: str) -> Proved:
         """Wait for the proof of `slug` on `provider` to end."""
         return self._futures[(slug, provider)].result()
 
-    def _prove_and_tidy(self, slug: str, env: dict[str, str], own_home: bool) -> Proved:
+    def _prove_and_tidy(
+        self, slug: str, env: dict[str, str], own_home: bool, cases: tuple[str, ...]
+    ) -> Proved:
         try:
-            return self._prove(slug, env)
+            return self._prove(slug, env, cases)
         finally:
             if own_home:
                 subprocess.run(
@@ -88,10 +96,10 @@ class BackgroundProofs:
         full_env.update({"COLUMNS": "100", "NO_COLOR": "1", **env})
         return full_env
 
-    def _prove(self, slug: str, env: dict[str, str]) -> Proved:
+    def _prove(self, slug: str, env: dict[str, str], cases: tuple[str, ...]) -> Proved:
         # The course is linted once elsewhere (tests/test_lab_proofs.py): prove only.
         command = [sys.executable, "-m", "sdtutor", "content", "check", "--no-lint"]
-        command += ["--lab", slug]
+        command += ["--lab", slug, *(arg for case in cases for arg in ("--case", case))]
         started = time.monotonic()
         with self._lock:
             if self._stopping:

@@ -188,3 +188,31 @@ def test_a_failing_lab_fails_the_run_and_the_other_is_still_proved(
     assert "✗ solution passes" in bad
     assert "check has-index fails: There is no index on t" in bad
     assert "some labs are not proved" in result.stdout
+
+
+@pytest.mark.slow
+def test_case_proves_only_the_cases_named_in_each_lab(
+    course: Path, external_env: dict[str, str]
+) -> None:
+    args = ("content", "check", str(course), "--no-lint", "--lab", "5,8", "--jobs", "2")
+    result = sdtutor(*args, "--case", "solution", "--case", "no-index", env=external_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for dirname in ("05-caching", "08-rate-limiting"):
+        block = "\n".join(block_of(lines, dirname))
+        assert "✓ solution passes" in block and "✓ wrong/no-index fails" in block
+        assert "starter" not in block
+        assert f"{dirname} is proved (2 cases" in block
+
+
+def test_an_unknown_case_is_a_usage_error_naming_the_labs_cases(
+    course: Path, external_env: dict[str, str]
+) -> None:
+    result = sdtutor(
+        "content", "check", str(course), "--lab", "cach", "--case", "nosuch", env=external_env
+    )
+    assert result.returncode == 2
+    message = plain(result.stderr)
+    assert "Lab 05-caching has no case 'nosuch'." in message
+    assert "Its cases: starter, solution, wrong/no-index." in message
+    assert "Proving" not in result.stdout  # refused before any work

@@ -49,6 +49,14 @@ def check(
         help="Labs proved at once, each in its own process (default: one per CPU core).",
     ),
     provider: str = typer.Option(None, "--provider", "-p", help="Provider for the lab proofs."),
+    cases: list[str] = typer.Option(
+        None,
+        "--case",
+        "-c",
+        metavar="CASE",
+        help="Prove only this case of each lab: starter, solution, or a wrong case's name "
+        "(as in wrong/NAME); repeat it for several. Handy while writing one wrong case.",
+    ),
 ) -> None:
     """Lint lessons, quizzes and labs; prove each lab's starter, solution and wrong cases."""
     from sdtutor import locations
@@ -66,6 +74,11 @@ def check(
             "--no-lint --no-labs leaves nothing to do.",
             "Drop one of them: --no-labs lints only, --no-lint proves only.",
         )
+    if cases and not labs:
+        raise UsageError(
+            "--case picks cases of the labs to prove, and --no-labs proves none.",
+            "Leave out --no-labs, or --case.",
+        )
     failed, linted = _lint(root) if lint else (False, None)
     code = 1 if failed else 0
     if labs:
@@ -73,7 +86,8 @@ def check(
         if len(specs) < len(wanted):
             code = 1
         if specs:
-            code = max(code, _prove(specs, root, provider, jobs))
+            picked = _cases_named(specs, cases or [])
+            code = max(code, _prove(specs, root, provider, jobs, picked))
     if code:
         raise typer.Exit(code)
     from sdtutor.cli.ui import console
@@ -107,6 +121,31 @@ def _wanted(args: list[str], root: Path) -> list[Topic]:
             if topic not in topics:
                 topics.append(topic)
     return topics
+
+
+def _cases_named(specs: list[LabSpec], names: list[str]) -> tuple[str, ...]:
+    """The case names --case gives (`wrong/NAME` or `NAME`), as proofs name them;
+    UsageError for one that some lab being proved does not have."""
+    from sdtutor.errors import UsageError
+    from sdtutor.lab.proof import case_names
+
+    picked: list[str] = []
+    for name in names:
+        for part in name.split(","):
+            part = part.strip().rstrip("/")
+            if not part:
+                continue
+            full = part if part in ("starter", "solution") or "/" in part else f"wrong/{part}"
+            lacking = [lab.path.name for lab in specs if full not in case_names(lab)]
+            if lacking:
+                known = ", ".join(case_names(next(s for s in specs if s.path.name == lacking[0])))
+                raise UsageError(
+                    f"Lab {lacking[0]} has no case '{part}'.",
+                    f"Its cases: {known}.",
+                )
+            if full not in picked:
+                picked.append(full)
+    return tuple(picked)
 
 
 def _lint(root: Path) -> tuple[bool, list[LabSpec]]:
@@ -149,17 +188,20 @@ def _labs_to_prove(root: Path, wanted: list[Topic], linted: list[LabSpec] | None
     return [load_lab(root / "labs" / name) for name in names]
 
 
-def _prove(specs: list[LabSpec], root: Path, provider: str | None, jobs: int) -> int:
-    """Prove labs; returns the exit code (0 all proved, 1 a case failed, 2 one could not run)."""
+def _prove(
+    specs: list[LabSpec], root: Path, provider: str | None, jobs: int, cases: tuple[str, ...] = ()
+) -> int:
+    """Prove labs (only `cases` of each, when given); returns the exit code (0 all proved,
+    1 a case failed, 2 one could not run)."""
     import os
 
     workers = min(len(specs), jobs or os.cpu_count() or 1)
     if workers <= 1:
-        return max(_prove_here(lab, provider) for lab in specs)
-    return _prove_in_parallel(specs, root, provider, workers)
+        return max(_prove_here(lab, provider, cases) for lab in specs)
+    return _prove_in_parallel(specs, root, provider, workers, cases)
 
 
-def _prove_here(lab: LabSpec, provider: str | None) -> int:
+def _prove_here(lab: LabSpec, provider: str | None, cases: tuple[str, ...] = ()) -> int:
     """Prove one lab in this process, printing each case as it ends; 0 or 1."""
     from sdtutor.cli.ui import console, err
     from sdtutor.lab.proof import CaseOutcome, prove_lab, skip_reason
@@ -179,7 +221,7 @@ def _prove_here(lab: LabSpec, provider: str | None) -> int:
             err.print(f"      [red]{problem}[/]", soft_wrap=True)
 
     started = time.monotonic()
-    outcomes = prove_lab(lab, chosen, report)
+    outcomes = prove_lab(lab, chosen, report, cases=cases or None)
     seconds = time.monotonic() - started
     bad = sum(not o.ok for o in outcomes)
     if bad:
@@ -189,7 +231,13 @@ def _prove_here(lab: LabSpec, provider: str | None) -> int:
     return 0
 
 
-def _prove_in_parallel(specs: list[LabSpec], root: Path, provider: str | None, workers: int) -> int:
+def _prove_in_parallel(
+    specs: list[LabSpec],
+    root: Path,
+    provider: str | None,
+    workers: int,
+    cases: tuple[str, ...] = (),
+) -> int:
     """Prove each lab in its own process, `workers` at a time; print each lab's block whole."""
     import os
     import signal
@@ -212,6 +260,7 @@ def _prove_in_parallel(specs: list[LabSpec], root: Path, provider: str | None, w
         command = [sys.executable, "-m", "sdtutor", "content", "check", str(root), "--no-lint"]
         command += ["--lab", lab.path.name.split("-", 1)[1]]
         command += ["--provider", provider] if provider else []
+        command += [arg for case in cases for arg in ("--case", case)]
         started = time.monotonic()
         if stopping:
             return lab, 130, "", 0.0

@@ -27,7 +27,7 @@ import tempfile
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +128,11 @@ def _cases(lab: LabSpec) -> list[_Case]:
     return cases
 
 
+def case_names(lab: LabSpec) -> list[str]:
+    """The names of a lab's proof cases, in order: starter, solution, wrong/NAME..."""
+    return [case.name for case in _cases(lab)]
+
+
 def _overlay(source: Path, workspace: Path) -> None:
     for path in source.rglob("*"):
         if path.is_file() and path.name != "case.yaml":
@@ -155,8 +160,10 @@ def prove_lab(
     report: Callable[[CaseOutcome], None] | None = None,
     *,
     jobs: int | None = None,
+    cases: Collection[str] | None = None,
 ) -> list[CaseOutcome]:
-    """Run every case of a lab against real services; returns one outcome per case.
+    """Run every case of a lab (or only those named in `cases`, see case_names) against
+    real services; returns one outcome per case.
 
     `report` is called with each outcome in case order, as soon as it and every case
     before it are done. `jobs` cases run at once (default: see proof_jobs). The proof
@@ -166,8 +173,13 @@ def prove_lab(
     file cannot be applied, a ProviderError when a server goes away), after removing
     everything.
     """
-    cases = _cases(lab)
-    workers = min(proof_jobs(jobs), len(cases))
+    picked = _cases(lab)
+    if cases is not None:
+        unknown = set(cases) - {case.name for case in picked}
+        if unknown:
+            raise UsageError(f"Lab {lab.path.name} has no case {sorted(unknown)[0]!r}.")
+        picked = [case for case in picked if case.name in cases]
+    workers = min(proof_jobs(jobs), len(picked))
     slug = f"{lab.topic}-proof"
     # One job keeps the names a proof always had; workers each get a namespace of their own.
     names = [Names.for_lab(slug if workers == 1 else f"{slug}-{i}") for i in range(workers)]
@@ -177,12 +189,12 @@ def prove_lab(
         spaces = [_targets(lab, endpoints, n) for n in names]
         if workers == 1:
             outcomes = []
-            for case in cases:
+            for case in picked:
                 outcomes.append(_run_case(lab, spaces[0], case))
                 if report:
                     report(outcomes[-1])
             return outcomes
-        return _Pool(lab, spaces, default_deadline(lab) + CASE_MARGIN).run(cases, report)
+        return _Pool(lab, spaces, default_deadline(lab) + CASE_MARGIN).run(picked, report)
     finally:
         _teardown(spaces)
         provider.stop(slug, endpoints)
