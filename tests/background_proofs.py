@@ -21,6 +21,9 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+
+from tests.homes import stop_all
 
 JOBS_ENV = "SDTUTOR_TEST_PROOFS_AT_ONCE"
 """How many labs are proved at once in the background (each proves 3 cases at a time)."""
@@ -83,12 +86,7 @@ class BackgroundProofs:
             return self._prove(slug, env, cases)
         finally:
             if own_home:
-                subprocess.run(
-                    [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"],
-                    env=self._env(env),
-                    capture_output=True,
-                    timeout=180,
-                )
+                stop_all(Path(env["SDTUTOR_HOME"]), env)
 
     @staticmethod
     def _env(env: Mapping[str, str]) -> dict[str, str]:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.homes import stop_all
+
 if TYPE_CHECKING:
     from sdtutor.services.names import Names
     from tests.background_proofs import BackgroundProofs
@@ -58,13 +60,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.delenv(var, raising=False)
     yield path
     if (path / "labs").is_dir():
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SDTUTOR_")}
-        subprocess.run(
-            [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"],
-            env={**env, "SDTUTOR_HOME": str(path)},
-            capture_output=True,
-            timeout=180,
-        )
+        stop_all(path)
 
 
 @pytest.fixture
@@ -98,11 +94,7 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One SDTUTOR_HOME shared by the local-provider tests, so each server starts once."""
     path = tmp_path_factory.mktemp("local-home")
     yield path
-    # Destroys this home's private servers: processes, data (also under /var/lib/sdtutor).
-    env = {**os.environ, "SDTUTOR_HOME": str(path)}
-    subprocess.run(
-        [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"], env=env, capture_output=True
-    )
+    stop_all(path)  # destroys its private servers: processes, data (/var/lib/sdtutor too)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -155,13 +147,7 @@ def proofs(
         yield pool
     finally:
         pool.stop()
-        # Destroys the proofs' private servers: processes and data.
-        subprocess.run(
-            [sys.executable, "-m", "sdtutor", "lab", "stop", "--all"],
-            env={**os.environ, "SDTUTOR_HOME": str(proof_home)},
-            capture_output=True,
-            timeout=180,
-        )
+        stop_all(proof_home)  # destroys the proofs' private servers: processes and data
 
 
 def sdtutor(

@@ -25,10 +25,9 @@ from sdtutor.content.loader import load_lab
 from sdtutor.lab.checks import run_checks
 from sdtutor.lab.results import CheckResult
 from sdtutor.services.redis import client, delete_prefix
-from tests.conftest import REPO
+from tests.conftest import REPO, SYSTEM_REDIS
 
 LAB = REPO / "labs" / "04-auth"
-REDIS = "redis://127.0.0.1:6379/0"
 SOLUTION = (LAB / "solution" / "auth.py").read_text()
 
 DECODE = """\
@@ -79,12 +78,12 @@ def judge(check_id: str, code: str, time_limit: int | None = None) -> CheckResul
             [result] = run_checks(
                 lab,
                 workspace,
-                {"redis": REDIS},
+                {"redis": SYSTEM_REDIS},
                 prefixes={"redis": prefix},
                 deadline=(time_limit or spec.time_limit) + 20,  # the check's own time too
             )
         finally:
-            admin = client(REDIS)
+            admin = client(SYSTEM_REDIS)
             delete_prefix(admin, prefix)
             admin.close()
     return result

@@ -7,7 +7,6 @@ servers), as a class would share them; every name here carries a test home's id.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from sdtutor.content.models import InstanceSpec, LabSpec
 from sdtutor.errors import ProviderError
 from sdtutor.services import Names, Target, kind
 from sdtutor.services.names import home_id
-
-REDIS = os.environ.get("SDTUTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP = os.environ.get("SDTUTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+from tests.conftest import SYSTEM_AMQP as AMQP
+from tests.conftest import SYSTEM_REDIS as REDIS
 
 
 def tiny_lab(tmp_path: Path, services: dict[str, str], **extra: object) -> LabSpec:
