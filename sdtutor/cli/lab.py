@@ -131,10 +131,12 @@ class _Progress:
             self.timer.join()  # cancelled: it ends at once, or sees `closed` and returns
 
 
-def _shell_blurb(lab: "LabSpec") -> str:
-    """What `lab shell` opens for this lab, in a few words."""
+def _shell_blurb(lab: "LabSpec") -> str | None:
+    """What `lab shell` opens for this lab, in a few words (None: the lab has no server)."""
     from sdtutor.services import kind
 
+    if not lab.instances:
+        return None
     if len(lab.instances) == 1:
         return kind(lab.instances[0].kind).shell_blurb
     names = [i.name for i in lab.instances]
@@ -152,6 +154,8 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
     from rich.panel import Panel
 
     readme = Path(lab_state.workspace) / "README.md"
+    blurb = _shell_blurb(lab)
+    shell = f"  sdtutor lab shell {topic.slug}     {blurb}\n" if blurb else ""
     if fresh:
         from rich.markdown import Markdown  # ~120 ms: only when the task is shown
 
@@ -161,7 +165,7 @@ def do_start(topic: Topic, provider: str | None, workspace: Path | None) -> None
             f"[bold]{lab.title}[/] is {'ready' if fresh else 'running again'} "
             f"(provider: {lab_state.provider}).\n\n"
             f"Workspace: [bold]{lab_state.workspace}[/]\n\n"
-            f"  sdtutor lab shell {topic.slug}     {_shell_blurb(lab)}\n"
+            f"{shell}"
             f"  sdtutor lab check {topic.slug}     check your work (as often as you like)\n"
             f"  sdtutor lab hint {topic.slug}      one more hint\n"
             f"  sdtutor lab stop {topic.slug}      remove what the lab created",
@@ -412,7 +416,13 @@ def shell(
     t = _topic(topic)
     lab_state = runtime.require_state(t)
     names = list(lab_state.access)
-    chosen = service or (names[0] if names else "")
+    if not names:
+        raise LabError(
+            f"The {t.slug} lab starts no server: there is nothing to open a prompt on.",
+            f"Your files are in {lab_state.workspace}; check them with "
+            f"`sdtutor lab check {t.slug}`.",
+        )
+    chosen = service or names[0]
     if chosen not in lab_state.access:
         # A kind's name also picks its first instance (`lab shell replication postgres`).
         by_kind = [n for n in names if lab_state.endpoints[n].service == chosen]

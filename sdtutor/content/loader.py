@@ -361,10 +361,11 @@ def _instances(ctx: _Ctx, data: LineDict) -> tuple[InstanceSpec, ...]:
     raw = data.get("services")
     if isinstance(raw, list):
         raw = {str(k): k for k in raw}
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, dict):
         raise ctx.fail(
-            "'services' lists the lab's servers: [postgres, redis], or a mapping such as "
-            "{primary: postgres, replica: {kind: postgres, replica_of: primary}}",
+            "'services' lists the lab's servers: [postgres, redis], a mapping such as "
+            "{primary: postgres, replica: {kind: postgres, replica_of: primary}}, or [] "
+            "for a lab whose checks need no server",
             line,
         )
     instances = []
