@@ -117,3 +117,82 @@ def test_a_lab_missing_a_starting_file_is_refused_before_anything_starts(
     assert not {names.database, names.template} & databases(system_postgres)
     assert names.role not in _roles(system_postgres)
     assert not (tmp_path / "ws").exists()
+
+
+NO_SERVER_LAB = """\
+format_version: 1
+topic: indexing
+title: A design judged from its functions
+services: []
+setup: {}
+workspace: [plan.py]
+time_limit: 10
+checks:
+  - id: doubles
+    title: double() doubles
+hints:
+  - Multiply by two.
+"""
+NO_SERVER_CHECKS = """\
+from sdtutor.lab.checks import CheckContext, Fail, Pass, check
+
+
+@check("doubles")
+def doubles(ctx: CheckContext) -> Pass:
+    run = ctx.run("plan.py", "double", 21)
+    if run.value != 42:
+        raise Fail(f"double(21) returned {run.value!r}, not 42")
+    return Pass("double(21) is 42")
+"""
+
+
+def test_a_lab_that_starts_no_server_runs_its_whole_cycle(
+    external_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`services: []`: start copies the workspace, shell says there is nothing to open,
+    check runs the learner's code through the runner, stop leaves the workspace."""
+    import shutil
+
+    from tests.conftest import REPO
+
+    course = tmp_path / "course"
+    (course / "lessons").mkdir(parents=True)
+    shutil.copy(REPO / "lessons" / "07-indexing.md", course / "lessons")
+    lab = course / "labs" / "07-indexing"
+    for folder in ("starter", "solution", "wrong/halves"):
+        (lab / folder).mkdir(parents=True)
+    (lab / "lab.yaml").write_text(NO_SERVER_LAB)
+    (lab / "README.md").write_text("# Double it\n")
+    (lab / "checks.py").write_text(NO_SERVER_CHECKS)
+    (lab / "starter" / "plan.py").write_text("def double(x):\n    return x\n")
+    (lab / "solution" / "plan.py").write_text("def double(x):\n    return 2 * x\n")
+    (lab / "wrong" / "halves" / "plan.py").write_text("def double(x):\n    return x / 2\n")
+    (lab / "wrong" / "halves" / "case.yaml").write_text(
+        "summary: Halves.\nfails: [doubles]\nsays: ['not 42']\n"
+    )
+    env = {**external_env, "SDTUTOR_COURSE": str(course)}
+    ws = tmp_path / "ws"
+
+    started = sdtutor("lab", "start", "indexing", "-w", str(ws), env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "lab shell" not in plain(started.stdout), "no server: no prompt to offer"
+    assert (ws / "plan.py").read_text() == "def double(x):\n    return x\n"
+
+    shell = sdtutor("lab", "shell", "indexing", env=env)
+    assert shell.returncode == 2 and "Traceback" not in shell.stderr
+    assert "starts no server" in plain(shell.stderr)
+
+    failed = sdtutor("lab", "check", "indexing", env=env)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "double(21) returned 21, not 42" in plain(failed.stdout)
+    (ws / "plan.py").write_text("def double(x):\n    return x + x\n")
+    passed = sdtutor("lab", "check", "indexing", env=env)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+    proved = sdtutor("content", "check", str(course), "--lab", "indexing", env=env)
+    assert proved.returncode == 0, proved.stdout + proved.stderr
+    assert "is proved (3 cases" in plain(proved.stdout)
+
+    stopped = sdtutor("lab", "stop", "indexing", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert (ws / "plan.py").is_file()
