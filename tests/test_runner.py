@@ -282,6 +282,7 @@ def test_the_call_returns_in_time_even_if_the_supervisor_hangs(
 ) -> None:
     from sdtutor.lab.runner import launch
 
+    monkeypatch.setenv(launch.ZYGOTE_VARIABLE, "0")  # a supervisor started as a program
     monkeypatch.setattr(launch, "SUPERVISOR", [*launch.PYTHON, "-c", HUNG_SUPERVISOR])
     mark = uuid.uuid4().hex
     started = time.perf_counter()
@@ -304,10 +305,59 @@ def test_a_supervisor_that_dies_is_a_runner_error_not_the_learners(
     from sdtutor.lab.runner import launch
 
     crash = "import sys; sys.stderr.write('supervisor broke'); sys.exit(1)"
+    monkeypatch.setenv(launch.ZYGOTE_VARIABLE, "0")
     monkeypatch.setattr(launch, "SUPERVISOR", [*launch.PYTHON, "-c", crash])
     with pytest.raises(LabError, match="without a report") as caught:
         run_function(hostile, "hostile.py", "identity", services={})
     assert "supervisor broke" in str(caught.value)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="walks /proc")
+def test_a_forked_supervisor_killed_mid_run_leaves_no_learner_process(hostile: Path) -> None:
+    """The zygote adopts what a dead supervisor leaves (a detached grandchild too) and
+    kills it; the call is a runner error, at once, not a wait for its deadline."""
+    import threading
+
+    from sdtutor.lab.runner import launch, tree
+
+    run_function(hostile, "hostile.py", "identity", services={})  # the zygote is up
+    zygote = launch._zygote.proc.pid
+    outcome: list[BaseException | object] = []
+
+    def call() -> None:
+        try:
+            run = run_function(
+                hostile, "hostile.py", "escape_then_hang", services={}, limits=Limits(timeout=20)
+            )
+            outcome.append(run)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    started = time.perf_counter()
+    caller.start()
+    learner: list[int] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(learner) < 2:  # the harness and the escapee
+        supervisors = _children(zygote)
+        learner = [p for s in supervisors for p in tree.descendants(s)]
+        time.sleep(0.05)
+    assert len(supervisors) == 1 and len(learner) >= 2, (supervisors, learner)
+    os.kill(supervisors[0], 9)
+    caller.join(10)
+    assert not caller.is_alive()
+    assert time.perf_counter() - started < 10, "it waited for the learner's deadline"
+    assert isinstance(outcome[0], LabError) and "without a report" in str(outcome[0])
+    for _ in range(50):
+        if not any(alive(p) for p in learner):
+            break
+        time.sleep(0.1)
+    assert not any(alive(p) for p in learner), "the zygote left a learner process alive"
 
 
 # ---------------------------------------------------------------- memory, CPU, output

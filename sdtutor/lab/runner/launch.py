@@ -6,6 +6,7 @@ a descendant that keeps its own pipes open cannot make the parent wait.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -31,6 +33,9 @@ PYTHON = [sys.executable, "-I", "-B"]
 SUPERVISOR = [*PYTHON, "-m", "sdtutor.lab.runner.supervisor"]
 # -u: output reaches the checker as it is printed, even from code that then hangs.
 HARNESS = [*PYTHON, "-u", "-m", "sdtutor.lab.runner.harness"]
+ZYGOTE = [*PYTHON, "-u", "-m", "sdtutor.lab.runner.zygote"]
+ZYGOTE_VARIABLE = "SDTUTOR_RUNNER_ZYGOTE"
+"""Set to 0 to start two interpreters per run instead of forking them from a zygote."""
 MAX_LINE = 64 * 1024 * 1024
 TAG_VARIABLE = "SDTUTOR_RUN_TAG"
 FIRST_URL = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
@@ -121,7 +126,7 @@ class Supervised:
             "expose": [[top, list(paths)] for top, paths in iso.expose],
             "hide": list(iso.hide),
         }
-        self.proc = subprocess.Popen(
+        self.proc: Any = _forked_supervisor(self._stderr) or subprocess.Popen(
             SUPERVISOR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -201,6 +206,34 @@ class Supervised:
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         self._stderr.close()
+
+
+_zygote: Any = None
+_zygote_lock = threading.Lock()
+
+
+def _forked_supervisor(stderr: IO[bytes]) -> Any:
+    """A supervisor forked by this process's zygote (started on first use); None where
+    there is none (not Linux, SDTUTOR_RUNNER_ZYGOTE=0, or it cannot start)."""
+    global _zygote
+    if os.environ.get(ZYGOTE_VARIABLE, "1") == "0":
+        return None
+    from sdtutor.lab.runner import zygote
+
+    if not zygote.usable():
+        return None
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive() or _zygote.owner != os.getpid():
+            try:
+                _zygote = zygote.Zygote(ZYGOTE)
+            except OSError:
+                return None
+            atexit.register(_zygote.close)
+        current = _zygote
+    try:
+        return current.spawn(stderr)
+    except OSError:
+        return None
 
 
 def new_token() -> str:

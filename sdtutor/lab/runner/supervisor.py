@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from typing import Any
 
 from sdtutor.lab.runner import tree
@@ -43,6 +44,9 @@ from sdtutor.lab.runner.limits import apply_rlimits
 from sdtutor.lab.runner.protocol import MAX_RESULT, READY
 
 PR_SET_CHILD_SUBREAPER = 36
+FORK_HARNESS = False
+"""Set by the zygote (zygote.py): fork each harness from this process instead of starting
+an interpreter for it."""
 _terminated = False
 SCAN_EVERY = 0.05
 DRAIN_FOR = 0.3
@@ -83,6 +87,80 @@ class Child:
         self.started = time.monotonic()
         self.ready_at: float | None = None
         self.ended_at: float | None = None
+
+
+class ForkedHarness:
+    """A harness forked from this (zygote-forked) supervisor: what the supervisor uses of a
+    Popen. The child takes, in the same order, the steps subprocess takes before an exec:
+    a new session, its pipes on 0-2, every other descriptor closed but `pass_fds`, groups,
+    gid, uid, then `preexec` (the rlimits), the folder and the environment."""
+
+    def __init__(
+        self,
+        out_w: int,
+        pass_fds: list[int],
+        cwd: str,
+        env: dict[str, str],
+        uid: int | None,
+        gid: int | None,
+        preexec: Any,
+    ) -> None:
+        in_r, in_w = os.pipe()
+        try:
+            self.pid = os.fork()
+        except BaseException:
+            for fd in (in_r, in_w, out_w):
+                os.close(fd)
+            raise
+        if self.pid == 0:
+            self._become_harness(in_r, out_w, pass_fds, cwd, env, uid, gid, preexec)
+        os.close(in_r)
+        os.close(out_w)
+        self.stdin: Any = os.fdopen(in_w, "wb")
+        self.returncode: int | None = None
+
+    @staticmethod
+    def _become_harness(
+        in_r: int,
+        out_w: int,
+        pass_fds: list[int],
+        cwd: str,
+        env: dict[str, str],
+        uid: int | None,
+        gid: int | None,
+        preexec: Any,
+    ) -> None:
+        code = 127
+        try:
+            os.setsid()
+            os.dup2(in_r, 0)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            low = 3
+            for fd in sorted({fd for fd in pass_fds if fd > 2}):
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+            for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as in any Python process
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(gid if gid is not None else uid)
+                os.setuid(uid)
+            preexec()
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(env)
+            from sdtutor.lab.runner import harness
+
+            harness.main()  # ends the process itself
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+        finally:
+            os._exit(code)
 
 
 class Supervisor:
@@ -171,6 +249,10 @@ class Supervisor:
         def preexec() -> None:
             apply_rlimits(limits["cpu_seconds"], limits["memory_mb"], nproc)
 
+        if FORK_HARNESS:
+            return ForkedHarness(
+                out_w, pass_fds, self.spec["cwd"], self.spec["env"], uid, self.spec["gid"], preexec
+            )
         try:
             return subprocess.Popen(
                 self.spec["argv"],
