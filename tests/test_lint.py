@@ -644,3 +644,21 @@ def test_fenced_code_lists_and_indented_code_blocks_are_fine(course: Path) -> No
     path = quiz_file(course)
     edit(path, "    prompt: What does a B-tree leaf entry hold?\n", FENCED_PROMPT)
     assert lint_quiz(path, INDEXING, None) == []
+
+
+def test_workspace_files_in_folders_are_linted_as_files(lab: Path) -> None:
+    """A workspace file in a folder (`k8s/deployment.yaml`): a wrong case that changes
+    only it changes a file, and a solution file in a folder must still be named."""
+    edit(lab / "lab.yaml", "workspace: [indexes.sql]", "workspace: [indexes.sql, k8s/app.yaml]")
+    for folder in ("starter", "solution", "wrong/no-index"):
+        (lab / folder / "k8s").mkdir()
+        (lab / folder / "k8s" / "app.yaml").write_text("replicas: 2\n", encoding="utf-8")
+    (lab / "wrong" / "no-index" / "indexes.sql").unlink()
+    assert lint_lab(lab, INDEXING)[1] == []
+
+    (lab / "solution" / "k8s" / "extra.yaml").write_text("{}\n", encoding="utf-8")
+    (lab / "wrong" / "no-index" / "k8s" / "app.yaml").unlink()
+    assert sorted(p.message for p in lint_lab(lab, INDEXING)[1]) == [
+        "not a workspace file named in lab.yaml",
+        "the case changes no file",
+    ]

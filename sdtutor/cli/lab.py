@@ -502,7 +502,11 @@ def reset(
         not yes
         and interactive()
         and not typer.confirm(
-            f"Reset the {t.slug} lab? The data goes back to its seeded state"
+            (
+                f"Reset the {t.slug} lab? Your files go back to the starter's"
+                if not lab.instances
+                else f"Reset the {t.slug} lab? The data goes back to its seeded state"
+            )
             + (
                 "; your files stay as they are."
                 if data

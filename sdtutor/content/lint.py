@@ -488,7 +488,11 @@ def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[P
                 problems.append(
                     Problem(str(case.path / "case.yaml"), 0, f"fails names unknown check '{cid}'")
                 )
-        extra = [p.name for p in case.path.iterdir() if p.is_file() and p.name != "case.yaml"]
+        extra = [
+            p
+            for p in case.path.rglob("*")
+            if p.is_file() and p.name != "case.yaml" and "__pycache__" not in p.parts
+        ]
         if not extra:
             problems.append(Problem(str(case.path), 0, "the case changes no file"))
     known = {"lab.yaml", "README.md", "checks.py", *lab.setup.values()}
@@ -500,8 +504,11 @@ def lint_lab(lab_dir: Path, topic: Topic | None) -> tuple[LabSpec | None, list[P
         if path.is_dir() and path.name not in ("starter", "solution", "wrong", "__pycache__"):
             problems.append(Problem(str(path), 0, "orphan folder: nothing in lab.yaml uses it"))
     for folder in ("solution",):
-        for path in sorted((lab_dir / folder).glob("*")) if (lab_dir / folder).is_dir() else []:
-            if path.is_file() and path.name not in lab.workspace:
+        top = lab_dir / folder
+        for path in sorted(top.rglob("*")) if top.is_dir() else []:
+            if "__pycache__" in path.parts:
+                continue
+            if path.is_file() and path.relative_to(top).as_posix() not in lab.workspace:
                 problems.append(Problem(str(path), 0, "not a workspace file named in lab.yaml"))
     return lab, problems
 

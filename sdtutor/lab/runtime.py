@@ -340,7 +340,8 @@ def start(
         endpoints: dict[str, Endpoint] = {}
         notes: list[str] = []
         try:
-            progress(f"Starting services with the {provider.name} provider", None)
+            if lab.instances:
+                progress(f"Starting services with the {provider.name} provider", None)
             endpoints = provider.start(slug, lab.instances, progress)
             previous = existing.access if existing else {}
             access = _provision(lab, slug, endpoints, progress, existing is None, previous)
