@@ -360,6 +360,16 @@ def test_a_forked_supervisor_killed_mid_run_leaves_no_learner_process(hostile: P
     assert not any(alive(p) for p in learner), "the zygote left a learner process alive"
 
 
+def test_a_fresh_call_has_its_own_hash_salt(hostile: Path) -> None:
+    """Forked calls share the zygote's str hash salt; `fresh=True` gets a new interpreter,
+    which is how a check shows that hash() differs between processes."""
+    forked = [run_function(hostile, "hostile.py", "str_hash", services={}) for _ in range(2)]
+    fresh = run_function(hostile, "hostile.py", "str_hash", services={}, fresh=True)
+    assert all(r.ok for r in [*forked, fresh])
+    assert fresh.value != forked[0].value  # a 64-bit salt: equal by chance 1 time in 2**64
+    assert forked[0].value == forked[1].value
+
+
 # ---------------------------------------------------------------- memory, CPU, output
 
 

@@ -493,9 +493,10 @@ def bounded_wait(ctx: CheckContext) -> Pass:
 _PLACED: dict[tuple[str, str], list[list[Any]] | Fail] = {}
 
 
-def _place(ctx: CheckContext, cases: list[dict[str, Any]]) -> list[list[Any]]:
-    """shard_for over each case's keys, in one fresh learner process."""
-    run = ctx.run(HARNESS_FILE, "place", SHARD, cases, files={HARNESS_FILE: HARNESS}, timeout=None)
+def _place(ctx: CheckContext, cases: list[dict[str, Any]], fresh: bool = False) -> list[list[Any]]:
+    """shard_for over each case's keys, in one learner process (`fresh`: a new
+    interpreter, with a str hash salt of its own)."""
+    run = ctx.run(HARNESS_FILE, "place", SHARD, cases, files={HARNESS_FILE: HARNESS}, fresh=fresh)
     if run.timed_out or run.limit:
         within = f"within {ctx.lab.time_limit:g} s" if run.timed_out else f"({run.limit} limit)"
         raise Fail(
@@ -578,7 +579,7 @@ def even_spread(ctx: CheckContext) -> Pass:
 def stable_placement(ctx: CheckContext) -> Pass:
     """A key lands on the same shard in every process."""
     first = _placements(ctx)[0]
-    (again,) = _place(ctx, [{"keys": KEYS, "shards": SHARDS}])
+    (again,) = _place(ctx, [{"keys": KEYS, "shards": SHARDS}], fresh=True)
     moved = [i for i, (a, b) in enumerate(zip(first, again, strict=True)) if a != b]
     if moved:
         tenant, key = KEYS[moved[0]]

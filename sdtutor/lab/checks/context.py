@@ -380,11 +380,15 @@ class CheckContext:
         proxies: dict[str, Proxy] | None = None,
         files: dict[str, str | bytes | Path] | None = None,
         timeout: float | None = None,
+        fresh: bool = False,
     ) -> LearnerRun:
         """Call the learner's `function(*clients, *args, **kwargs)` from `file`, isolated.
 
         `clients` names services (by instance or kind) whose client is made in the child
         and passed first. What it sends is counted at a proxy: `run.server[instance]`.
+        `fresh=True` starts a new interpreter for the call: learner calls are forked from
+        one warm process and share its str hash salt, so "the same in a second process"
+        compares a call with a fresh one (see runner.run_function).
         """
         from sdtutor.lab.runner import run_function
 
@@ -401,6 +405,7 @@ class CheckContext:
             limits=limits,
             proxies=self._proxies_for(proxies),
             files=self._files(files),
+            fresh=fresh,
         )
 
     def workers(

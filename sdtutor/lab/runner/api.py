@@ -41,6 +41,7 @@ def run_function(
     limits: Limits = Limits(),
     proxies: Mapping[str, Proxy] | None = None,
     files: Mapping[str, str | bytes] | None = None,
+    fresh: bool = False,
 ) -> LearnerRun:
     """Call `function(*clients, *args, **kwargs)` from the workspace's `file`, isolated.
 
@@ -48,6 +49,11 @@ def run_function(
     (name -> content) are added to the private copy of the workspace, replacing files of
     the same name. Raises LabError only when the runner itself cannot work (never for the
     learner's mistakes).
+
+    `fresh`: start a new interpreter for this call instead of forking it from the zygote.
+    Forked calls share the zygote's str hash salt, so a check that what the learner's code
+    computes is the same in every process (Python's hash() is not) compares a forked call
+    with a fresh one.
     """
     workers = _run(
         workspace,
@@ -61,6 +67,7 @@ def run_function(
         limits=limits,
         proxies=proxies,
         files=files,
+        fresh=fresh,
     )
     run = workers.runs[0]
     run.server = workers.server
@@ -129,6 +136,7 @@ def _run(
     proxies: Mapping[str, Proxy] | None,
     files: Mapping[str, str | bytes] | None,
     barrier: bool = False,
+    fresh: bool = False,
 ) -> WorkersRun:
     unknown = [name for name in clients if name not in services]
     if unknown:
@@ -173,6 +181,7 @@ def _run(
             env=learner_env(services, live, env, sandbox, token),
             limits=limits,
             token=token,
+            fresh=fresh,
         )
         end = None
         try:

@@ -105,6 +105,7 @@ class Supervised:
         env: dict[str, str],
         limits: Limits,
         token: str,
+        fresh: bool = False,
     ) -> None:
         self.token = token
         # Closed in close(); anonymous, so no learner process can open it.
@@ -126,7 +127,7 @@ class Supervised:
             "expose": [[top, list(paths)] for top, paths in iso.expose],
             "hide": list(iso.hide),
         }
-        self.proc: Any = _forked_supervisor(self._stderr) or subprocess.Popen(
+        self.proc: Any = (None if fresh else _forked_supervisor(self._stderr)) or subprocess.Popen(
             SUPERVISOR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
