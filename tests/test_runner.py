@@ -740,3 +740,10 @@ def test_a_service_that_crashes_says_so_with_its_output(app: Path) -> None:
     with pytest.raises(LabError, match="ended") as caught:
         start_service(app, ["crash.py"], ready_timeout=5)
     assert "no config" in str(caught.value)
+
+
+def test_a_service_that_exits_with_a_message_shows_it(app: Path) -> None:
+    """sys.exit("why") prints why, as Python itself would."""
+    with pytest.raises(LabError, match="ended") as caught:
+        start_service(app, ["exits.py"], ready_timeout=5)
+    assert "DATABASE_URL is not set" in str(caught.value)

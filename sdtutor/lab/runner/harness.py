@@ -222,6 +222,8 @@ def serve(spec: dict[str, Any]) -> int:
             runpy.run_path(str(workspace / argv[0]), run_name="__main__")
     except SystemExit as exc:
         code = exc.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)  # as Python does: sys.exit("why") prints why
         return code if isinstance(code, int) else (0 if code is None else 1)
     except BaseException:
         traceback.print_exc()

@@ -1,0 +1,3 @@
+import sys
+
+sys.exit("DATABASE_URL is not set")
