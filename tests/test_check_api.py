@@ -629,3 +629,52 @@ def test_a_check_that_ignores_the_stop_is_left_behind(
     results, took = _timed(lambda: run_checks(lab, tmp_path, {}, deadline=0.5))
     assert took < 5
     assert results[0].status == "timeout"
+
+
+def test_checks_share_what_one_of_them_made_once(
+    make_lab: Callable[..., LabSpec], db: str, tmp_path: Path
+) -> None:
+    """ctx.once: made by the first check that asks, the same value (or the same Fail) for
+    the others, and made afresh by the next `lab check`."""
+    made = tmp_path / "made.log"
+    lab = make_lab(
+        f"""
+        from pathlib import Path
+
+        def _make(name):
+            with Path({str(made)!r}).open("a") as f:
+                f.write(name + "\\n")
+            if name == "broken":
+                raise Fail("the learner's run broke")
+            return [1, 2, 3]
+
+        @check("first")
+        def first(ctx):
+            return Pass(f"sum {{sum(ctx.once('run', lambda: _make('run')))}}")
+
+        @check("second")
+        def second(ctx):
+            return Pass(f"len {{len(ctx.once('run', lambda: _make('run')))}}")
+
+        @check("third")
+        def third(ctx):
+            ctx.once("bad", lambda: _make("broken"))
+            return Pass("no")
+
+        @check("fourth")
+        def fourth(ctx):
+            ctx.once("bad", lambda: _make("broken"))
+            return Pass("no")
+        """,
+        ["first", "second", "third", "fourth"],
+    )
+    results = run_checks(lab, tmp_path, {"postgres": db})
+    assert [(r.passed, r.message) for r in results] == [
+        (True, "sum 6"),
+        (True, "len 3"),
+        (False, "the learner's run broke"),
+        (False, "the learner's run broke"),
+    ]
+    assert made.read_text().split() == ["run", "broken"]
+    run_checks(lab, tmp_path, {"postgres": db})
+    assert made.read_text().split() == ["run", "broken", "run", "broken"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sdtutor.content.models import LabSpec
@@ -39,6 +39,9 @@ _LABELS = {"postgres": "PostgreSQL", "redis": "Redis", "rabbitmq": "RabbitMQ"}
 _EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class CheckContext:
     """What a check can look at: the lab, the workspace and the lab's services.
@@ -63,6 +66,26 @@ class CheckContext:
     _interrupted: bool = field(default=False, init=False, repr=False)
     _proxies: list[Any] = field(default_factory=list, init=False, repr=False)
     _services: list[Any] = field(default_factory=list, init=False, repr=False)
+    _once: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    # ------------------------------------------------------------ shared between checks
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """`make()` the first time a check of this `lab check` asks for `key`; the same
+        result (or the same Fail, raised again) for every check after it.
+
+        For what several checks judge: one learner run over thousands of inputs, one
+        start of the learner's service. `ctx.once("placements", lambda: _place(ctx))`.
+        """
+        if key not in self._once:
+            try:
+                self._once[key] = (True, make())
+            except Fail as failed:
+                self._once[key] = (False, failed)
+        made, value = self._once[key]
+        if not made:
+            raise value
+        return value
 
     # ------------------------------------------------------------ services
 
