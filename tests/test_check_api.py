@@ -678,3 +678,28 @@ def test_checks_share_what_one_of_them_made_once(
     assert made.read_text().split() == ["run", "broken"]
     run_checks(lab, tmp_path, {"postgres": db})
     assert made.read_text().split() == ["run", "broken", "run", "broken"]
+
+
+def test_a_check_gives_learner_code_variables_of_its_own_but_never_the_runners(
+    make_lab: Callable[..., LabSpec], db: str, tmp_path: Path
+) -> None:
+    (tmp_path / "peer.py").write_text(
+        "import os\n\ndef where():\n    return os.environ.get('INVENTORY_URL')\n"
+    )
+    lab = make_lab(
+        """
+        @check("peer")
+        def peer(ctx):
+            run = ctx.run("peer.py", "where", env={"INVENTORY_URL": "http://127.0.0.1:9/"})
+            return Pass(f"saw {run.value}")
+
+        @check("takeover")
+        def takeover(ctx):
+            ctx.run("peer.py", "where", env={"DATABASE_URL": "postgresql://elsewhere/x"})
+            return Pass("no")
+        """,
+        ["peer", "takeover"],
+    )
+    first, second = run_checks(lab, tmp_path, {"postgres": db})
+    assert first.passed and first.message == "saw http://127.0.0.1:9/"
+    assert not second.passed and "DATABASE_URL is set by the runner" in second.message

@@ -40,6 +40,11 @@ _EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
 
 
 T = TypeVar("T")
+RUNNER_ENV = frozenset(
+    {"PATH", "HOME", "TMPDIR", "LANG", "MALLOC_ARENA_MAX", "PORT"}
+    | {"DATABASE_URL", "REDIS_URL", "AMQP_URL"}
+)
+"""Variables the runner gives learner code itself (see sdtutor.lab.runner.launch)."""
 
 
 @dataclass
@@ -346,9 +351,13 @@ class CheckContext:
         return found[0]
 
     def _learner_setup(
-        self, timeout: float | None
+        self, timeout: float | None, extra_env: dict[str, str] | None = None
     ) -> tuple[dict[str, Any], dict[str, str], Limits]:
-        """Services, environment and limits for learner code (every URL is the lab's own)."""
+        """Services, environment and limits for learner code (every URL is the lab's own).
+
+        `extra_env`: more variables for the learner's code (a peer the checker plays, a
+        setting); never one the runner sets itself (the URLs, prefixes, PATH, HOME...).
+        """
         from sdtutor.lab.runner import Limits, Service
         from sdtutor.services import kind as service_kind
 
@@ -368,6 +377,10 @@ class CheckContext:
                 roles = {short: extra_role(user, short) for short in spec.roles}
                 for variable, role in role_env(roles).items():
                     env.setdefault(variable, role)
+        for variable, value in (extra_env or {}).items():
+            if variable in env or variable in RUNNER_ENV or variable.startswith("SDTUTOR_"):
+                raise ValueError(f"{variable} is set by the runner; a check cannot set it")
+            env[variable] = str(value)
         limit = timeout or self.lab.time_limit
         remaining = self.remaining()
         if remaining is not None:
@@ -404,6 +417,7 @@ class CheckContext:
         files: dict[str, str | bytes | Path] | None = None,
         timeout: float | None = None,
         fresh: bool = False,
+        env: dict[str, str] | None = None,
     ) -> LearnerRun:
         """Call the learner's `function(*clients, *args, **kwargs)` from `file`, isolated.
 
@@ -411,11 +425,12 @@ class CheckContext:
         and passed first. What it sends is counted at a proxy: `run.server[instance]`.
         `fresh=True` starts a new interpreter for the call: learner calls are forked from
         one warm process and share its str hash salt, so "the same in a second process"
-        compares a call with a fresh one (see runner.run_function).
+        compares a call with a fresh one (see runner.run_function). `env` adds variables
+        (a peer the checker plays: `env={"INVENTORY_URL": url}`).
         """
         from sdtutor.lab.runner import run_function
 
-        services, env, limits = self._learner_setup(timeout)
+        services, env, limits = self._learner_setup(timeout, env)
         return run_function(
             self.workspace,
             file,
@@ -442,11 +457,12 @@ class CheckContext:
         proxies: dict[str, Proxy] | None = None,
         files: dict[str, str | bytes | Path] | None = None,
         timeout: float | None = None,
+        env: dict[str, str] | None = None,
     ) -> WorkersRun:
         """Run `function` in `n` processes released together at a start barrier."""
         from sdtutor.lab.runner import run_workers
 
-        services, env, limits = self._learner_setup(timeout)
+        services, env, limits = self._learner_setup(timeout, env)
         with _crowd(n):
             return run_workers(
                 self.workspace,
@@ -483,11 +499,13 @@ class CheckContext:
         ready_timeout: float = 10.0,
         proxies: dict[str, Proxy] | None = None,
         files: dict[str, str | bytes | Path] | None = None,
+        env: dict[str, str] | None = None,
     ) -> ServiceHandle:
-        """Start the learner's own server and wait until it answers; stopped at the end."""
+        """Start the learner's own server and wait until it answers; stopped at the end.
+        `env` adds variables (where to find a peer the checker plays, say)."""
         from sdtutor.lab.runner import start_service
 
-        services, env, limits = self._learner_setup(None)
+        services, env, limits = self._learner_setup(None, env)
         handle = start_service(
             self.workspace,
             argv,
