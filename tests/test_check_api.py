@@ -635,7 +635,7 @@ def test_checks_share_what_one_of_them_made_once(
     make_lab: Callable[..., LabSpec], db: str, tmp_path: Path
 ) -> None:
     """ctx.once: made by the first check that asks, the same value (or the same Fail) for
-    the others, and made afresh by the next `lab check`."""
+    the others, and made afresh by the next `lab check`; ctx.on_close runs at the end."""
     made = tmp_path / "made.log"
     lab = make_lab(
         f"""
@@ -650,6 +650,7 @@ def test_checks_share_what_one_of_them_made_once(
 
         @check("first")
         def first(ctx):
+            ctx.on_close(lambda: _make("closed"))
             return Pass(f"sum {{sum(ctx.once('run', lambda: _make('run')))}}")
 
         @check("second")
@@ -675,9 +676,9 @@ def test_checks_share_what_one_of_them_made_once(
         (False, "the learner's run broke"),
         (False, "the learner's run broke"),
     ]
-    assert made.read_text().split() == ["run", "broken"]
+    assert made.read_text().split() == ["run", "broken", "closed"]
     run_checks(lab, tmp_path, {"postgres": db})
-    assert made.read_text().split() == ["run", "broken", "run", "broken"]
+    assert made.read_text().split() == ["run", "broken", "closed"] * 2
 
 
 def test_a_check_gives_learner_code_variables_of_its_own_but_never_the_runners(

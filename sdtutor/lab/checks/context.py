@@ -72,6 +72,7 @@ class CheckContext:
     _proxies: list[Any] = field(default_factory=list, init=False, repr=False)
     _services: list[Any] = field(default_factory=list, init=False, repr=False)
     _once: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _closers: list[Callable[[], object]] = field(default_factory=list, init=False, repr=False)
 
     # ------------------------------------------------------------ shared between checks
 
@@ -663,8 +664,18 @@ class CheckContext:
                 if not conn.closed and conn.info.transaction_status == TransactionStatus.ACTIVE:
                     conn.cancel_safe(timeout=2)
 
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Call `callback` when the checks end (after the last check, also when one failed
+        or ran out of time): for what a check made that outlives it, such as the
+        checker's own servers shared through `once`. Last registered, first called."""
+        self._closers.append(callback)
+
     def close(self) -> None:
         """Close what the checks opened."""
+        closers, self._closers = self._closers, []
+        for callback in reversed(closers):
+            with contextlib.suppress(Exception):
+                callback()
         for watch in self._watches.values():
             watch.close()
         for conn in self._pg.values():
