@@ -5,13 +5,15 @@ package), then modelled as stages with their ARG/ENV substitution, the way the b
 sees them; `.dockerignore` is matched with the rules of moby/patternmatcher (anchored at
 the context's root, `**`, `!` exceptions, last match wins), never by spelling. The
 Deployment is validated against the apps/v1 schema of one Kubernetes version, kept in
-starter/deployment.schema.json (its source and licence are in its `$comment`; the
+starter/k8s/deployment.schema.json (its source and licence are in its `$comment`; the
 checker reads the lab's copy, never the workspace's), then judged field by field.
 
-Where a Docker engine answers, the image is also built once per `lab check` and its
-configured user and size are read; where none answers, the messages say the image was
-judged from the Dockerfile alone (those checks never pass on the engine's word alone).
-Every file is untrusted: bounded in size, and every problem names its file and line.
+What several checks read (the parsed Dockerfile, the validated manifest, the built
+image) is made once per `lab check` with `ctx.once`. Where a Docker engine answers, the
+image is also built and its configured user and size are read; where none answers, the
+messages say the image was judged from the Dockerfile alone (those checks never pass on
+the engine's word alone). Every file is untrusted: bounded in size, and every problem
+names its file and line.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ import yaml
 from sdtutor.lab.checks import CheckContext, Evidence, Fail, Pass, check
 
 LAB_DIR = Path(__file__).resolve().parent
-SCHEMA_FILE = LAB_DIR / "starter" / "deployment.schema.json"
+SCHEMA_FILE = LAB_DIR / "starter" / "k8s" / "deployment.schema.json"
 K8S_VERSION = "1.36"
-DOCKERFILE, DOCKERIGNORE, DEPLOYMENT = "Dockerfile", ".dockerignore", "deployment.yaml"
+DOCKERFILE, DOCKERIGNORE, DEPLOYMENT = "Dockerfile", ".dockerignore", "k8s/deployment.yaml"
 MAX_BYTES = {DOCKERFILE: 64_000, DOCKERIGNORE: 64_000, DEPLOYMENT: 256_000}
 MAX_CONTEXT_FILES = 5_000
 MAX_YAML_NODES = 20_000
@@ -66,13 +68,24 @@ NO_ENGINE = (
 def _read(ctx: CheckContext, name: str) -> str:
     """A workspace file's text, refused when it is a link, too large or not UTF-8."""
     path = ctx.workspace / name
-    if path.is_symlink():
-        raise Fail(f"{name} is a symbolic link: make it a regular file in your workspace.")
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        ctx.read(name)  # its Fail says how to get the file back
-        raise
+    parts = Path(name).parts
+    for n in range(1, len(parts) + 1):  # k8s/ as well as k8s/deployment.yaml
+        if (ctx.workspace.joinpath(*parts[:n])).is_symlink():
+            raise Fail(
+                f"{'/'.join(parts[:n])} is a symbolic link: make it a regular "
+                f"{'file' if n == len(parts) else 'folder'} in your workspace."
+            )
+    if not path.is_file():
+        if path.exists():
+            raise Fail(f"{name} is not a regular file: make it one in your workspace.")
+        for n in range(1, len(parts)):
+            if ctx.workspace.joinpath(*parts[:n]).is_file():
+                raise Fail(
+                    f"{'/'.join(parts[:n])} is a file, where the folder that holds {name} "
+                    "should be."
+                )
+        ctx.read(name)  # missing: its Fail says how to get the file back
+    size = path.stat().st_size
     if size > MAX_BYTES[name]:
         raise Fail(f"{name} is {size:,} bytes; the checks read files up to {MAX_BYTES[name]:,}.")
     try:
@@ -89,6 +102,7 @@ KNOWN = {
     "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
     "WORKDIR",
 }  # fmt: skip
+_HEREDOC_MARK = re.compile(r"<<-?\s*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1")
 _VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-+?])?(?P<word>[^}]*)\}"
                   r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")  # fmt: skip
 
@@ -149,8 +163,12 @@ class Instr:
 
     @property
     def shell(self) -> str:
-        """A RUN's command text, heredoc bodies included."""
-        return " ".join([*self.args, *self.heredocs])
+        """A RUN's command text, then each heredoc's body on lines of its own
+        (`RUN <<EOF` runs the body as a script; its marker is no command)."""
+        line = " ".join(self.args)
+        if self.heredocs:
+            line = _HEREDOC_MARK.sub(" ", line)
+        return "\n".join([line, *self.heredocs])
 
     def short(self) -> str:
         text = " ".join(self.original.split())
@@ -280,7 +298,8 @@ def parse_dockerfile(text: str) -> Dockerfile:
 
 
 def _dockerfile(ctx: CheckContext) -> Dockerfile:
-    return parse_dockerfile(_read(ctx, DOCKERFILE))
+    """The workspace's Dockerfile, parsed once per `lab check`."""
+    return ctx.once("dockerfile", lambda: parse_dockerfile(_read(ctx, DOCKERFILE)))
 
 
 # Shell commands of a RUN, split at && ; | and newlines, each a list of words.
@@ -289,18 +308,23 @@ _SEPARATORS = {"&&", "||", ";", "|", "&", "\n", "(", ")", "{", "}"}
 
 def commands(shell: str) -> list[list[str]]:
     """The simple commands of a shell text, as words (best effort: a reviewer's reading)."""
-    lexer = shlex.shlex(shell.replace("\\\n", " "), posix=True, punctuation_chars=";&|()")
+    lexer = shlex.shlex(shell.replace("\\\n", " "), posix=True, punctuation_chars=";&|()\n")
     lexer.whitespace = " \t\r"
     lexer.whitespace_split = True
+    lexer.commenters = ""  # a comment runs to the end of its line, not past it (below)
     out: list[list[str]] = [[]]
+    comment = False
     try:
         for token in lexer:
             if token in _SEPARATORS or set(token) <= set(";&|()\n"):
+                comment = comment and "\n" not in token
                 out.append([])
+            elif comment or token.startswith("#"):
+                comment = True
             else:
                 out[-1].append(token)
     except ValueError:  # an unclosed quote: fall back to plain words
-        out = [line.split() for line in re.split(r"&&|\|\||[;|\n]", shell)]
+        out = [line.split("#", 1)[0].split() for line in re.split(r"&&|\|\||[;|\n]", shell)]
     cleaned = []
     for words in out:
         while words and (re.fullmatch(r"\w+=\S*", words[0]) or words[0] in ("sudo", "env")):
@@ -372,6 +396,12 @@ class ImageRef:
             if re.fullmatch(r"sha256:[0-9a-f]{64}", self.digest):
                 return None
             return f"its digest {self.digest!r} is not a sha256 digest"
+        if "distroless" in self.repo.lower():  # published as latest, nonroot, debug only
+            return (
+                f":{self.tag or 'latest'} moves with every rebuild, and distroless images "
+                f"have no version tags: pin it by digest ({self.short_name}:"
+                f"{self.tag or 'nonroot'}@sha256:...)"
+            )
         if not self.tag:
             return "it has no tag, so it means :latest, whatever was pushed last"
         if self.tag == "latest":
@@ -625,6 +655,7 @@ SECRET_WORDS = {
     "CREDENTIALS", "PRIVATEKEY", "ACCESSKEY", "PAT", "AUTHTOKEN",
 }  # fmt: skip
 NOT_SECRET_SUFFIXES = ("FILE", "PATH", "DIR", "FILENAME", "URL_FILE")
+NOT_SECRET_WORDS = {"PUBLIC", "PUB"}  # PUBLIC_KEY, SSH_PUB_KEY: published on purpose
 CHECKSUM_WORDS = {"SHA", "SHA1", "SHA256", "SHA512", "MD5", "CHECKSUM", "DIGEST", "HASH", "GPG"}
 SECRET_VALUES = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a PEM private key"),
@@ -648,7 +679,11 @@ def _words(name: str) -> list[str]:
 def secret_name(name: str) -> bool:
     """Whether a variable's name says it holds a secret (API_KEY, NPM_TOKEN, dbPassword)."""
     words = _words(name)
-    if not words or words[-1] in NOT_SECRET_SUFFIXES or set(words) & CHECKSUM_WORDS:
+    if (
+        not words
+        or words[-1] in NOT_SECRET_SUFFIXES
+        or set(words) & (CHECKSUM_WORDS | NOT_SECRET_WORDS)
+    ):
         return False
     joined = "".join(words)
     return bool(set(words) & SECRET_WORDS) or joined in SECRET_WORDS
@@ -664,8 +699,8 @@ def secret_value(name: str, value: str) -> str | None:
     for pattern, what in SECRET_VALUES:
         if pattern.search(value):
             return what
-    if set(_words(name)) & CHECKSUM_WORDS:
-        return None
+    if set(_words(name)) & (CHECKSUM_WORDS | NOT_SECRET_WORDS):
+        return None  # a checksum or a public key is long and random, and no secret
     for token in re.split(r"[\s:=,;@]+", value):
         if (
             len(token) >= 24
@@ -681,16 +716,80 @@ def secret_value(name: str, value: str) -> str | None:
 # ----------------------------------------------------------------- users
 
 
-def _user_created(stage: Stage, name: str, dockerfile: Dockerfile) -> str | None:
-    """Where a user name is created in the final image (None: nowhere we can see)."""
-    if name == "nobody":
-        return "nobody exists in Debian and Alpine images"
+# Options of useradd and adduser (shadow-utils, Debian's adduser, BusyBox) that take a value.
+_VALUE_OPTIONS = {
+    "-b", "-c", "-d", "-e", "-f", "-g", "-G", "-h", "-k", "-K", "-p", "-P", "-R", "-s", "-u",
+    "-Z", "--base-dir", "--comment", "--conf", "--expiredate", "--firstgid", "--firstuid",
+    "--gecos", "--gid", "--groups", "--home", "--home-dir", "--inactive", "--ingroup", "--key",
+    "--lastgid", "--lastuid", "--password", "--prefix", "--root", "--selinux-user", "--shell",
+    "--skel", "--uid",
+}  # fmt: skip
+
+
+def created_user(words: list[str]) -> str | None:
+    """The login a useradd or adduser command creates (None: it creates no user).
+
+    useradd takes the login last (`useradd -g app -m appuser` creates appuser, not app);
+    adduser takes it first (BusyBox's `adduser -D app app` creates app in group app).
+    """
+    tool = posixpath.basename(words[0])
+    if tool not in ("useradd", "adduser"):
+        return None
+    positional: list[str] = []
+    skip = False
+    for word in words[1:]:
+        if skip:
+            skip = False
+        elif word.startswith("-"):  # -u 10001, -DHs /sbin/nologin; --uid=10001 holds its own
+            skip = word in _VALUE_OPTIONS or (
+                bool(re.fullmatch(r"-[A-Za-z]+", word)) and f"-{word[-1]}" in _VALUE_OPTIONS
+            )
+        elif not word.startswith("/"):
+            positional.append(word)
+    if not positional or (tool == "adduser" and "--group" in words and "--system" not in words):
+        return None  # Debian's `adduser --group NAME` makes a group only
+    return positional[-1] if tool == "useradd" else positional[0]
+
+
+# Base images that hold users of their own: their names (beyond root), and the user the
+# image runs as when no USER says otherwise ("" for root).
+def base_users(base: str) -> tuple[dict[str, str], str]:
+    """({name: uid} of the users a base image holds, its default user; "" is root)."""
+    ref = ImageRef.parse(base)
+    if ref.repo.lower() == "scratch":
+        return {}, ""
+    if "distroless" in ref.repo.lower():  # gcr.io/distroless/*: :nonroot tags run as 65532
+        default = "65532" if "nonroot" in (ref.tag or "") else ""
+        return {"nonroot": "65532", "nobody": "65534"}, default
+    return {"nobody": "65534"}, ""  # Debian, Ubuntu, Alpine and the images built on them
+
+
+def users_created(stage: Stage, dockerfile: Dockerfile) -> list[str]:
+    """The logins useradd or adduser create in a stage and the stages it is built FROM."""
+    found: list[str] = []
     for s in stage.lineage():
         for ins in s.instrs:
             if ins.cmd == "RUN":
+                scope = dockerfile.scope(stage, ins)
                 for words in commands(ins.shell):
-                    tool = posixpath.basename(words[0])
-                    if tool in ("useradd", "adduser") and name in words[1:]:
+                    login = created_user([expand(w, scope) for w in words])
+                    if login and login not in found:
+                        found.append(login)
+    return found
+
+
+def _user_created(stage: Stage, name: str, dockerfile: Dockerfile) -> str | None:
+    """Where a user name is created in the final image (None: nowhere we can see)."""
+    lineage = stage.lineage()
+    base = lineage[0].base
+    if name in base_users(base)[0]:
+        return f"{base} has a {name} user, UID {base_users(base)[0][name]}"
+    for s in lineage:
+        for ins in s.instrs:
+            if ins.cmd == "RUN":
+                scope = dockerfile.scope(stage, ins)  # ARG and ENV reach the RUN's shell
+                for words in commands(ins.shell):
+                    if created_user([expand(w, scope) for w in words]) == name:
                         return f"{DOCKERFILE}:{ins.line} creates it"
             if ins.cmd in ("COPY", "ADD") and ins.flag("from") and "/etc/passwd" in ins.args[:-1]:
                 src = dockerfile.stage(ins.flag("from") or "")
@@ -703,9 +802,9 @@ def _user_created(stage: Stage, name: str, dockerfile: Dockerfile) -> str | None
 class FinalUser:
     """The user the final stage runs as, and where that comes from."""
 
-    user: str  # as written after substitution, "" when no USER
-    ins: Instr | None
-    uid: str  # the user part of user:group
+    user: str  # as written after substitution; the base image's default when no USER
+    ins: Instr | None  # the last USER (None: the base image's default user)
+    uid: str  # the user part of user:group ("" is root)
 
     @property
     def numeric(self) -> bool:
@@ -714,25 +813,27 @@ class FinalUser:
 
 def final_user(dockerfile: Dockerfile) -> FinalUser:
     last: Instr | None = None
-    stage_of: Stage | None = None
     for s in dockerfile.final.lineage():
         for ins in s.instrs:
             if ins.cmd == "USER":
-                last, stage_of = ins, s
-    if last is None or stage_of is None:
-        return FinalUser("", None, "")
+                last = ins
+    if last is None:
+        default = base_users(dockerfile.final.lineage()[0].base)[1]
+        return FinalUser(default, None, default)
     user = expand(last.args[0] if last.args else "", dockerfile.scope(dockerfile.final, last))
     return FinalUser(user, last, user.split(":", 1)[0])
 
 
 # ----------------------------------------------------------------- the engine
 
-_BUILT: dict[str, tuple[dict[str, Any] | None, str]] = {}
-
 
 def built_image(ctx: CheckContext) -> tuple[dict[str, Any] | None, str]:
     """(the built image's attributes, a note) where a Docker engine answers; else
-    (None, why it was not built). Built once per workspace content in a `lab check`."""
+    (None, why it was not built). Built once per `lab check`, for every check that asks."""
+    return ctx.once("image", lambda: _built_image(ctx))
+
+
+def _built_image(ctx: CheckContext) -> tuple[dict[str, Any] | None, str]:
     if os.environ.get("SDTUTOR_LAB_DOCKER_BUILD", "1") == "0":
         return None, "SDTUTOR_LAB_DOCKER_BUILD=0: " + NO_ENGINE
     client = _engine()
@@ -743,28 +844,19 @@ def built_image(ctx: CheckContext) -> tuple[dict[str, Any] | None, str]:
         digest.update(rel.encode() + b"\0")
         with contextlib.suppress(OSError):
             digest.update((ctx.workspace / rel).read_bytes())
-    key = digest.hexdigest()
-    if key in _BUILT:
-        return _BUILT[key]
-    _BUILT[key] = result = _build(ctx, client, key[:12])
-    return result
-
-
-_ENGINE: list[Any] = []
+    return _build(ctx, client, digest.hexdigest()[:12])
 
 
 def _engine() -> Any:
-    """A docker client whose engine answers a ping (None: no engine), asked once."""
-    if not _ENGINE:
-        try:
-            import docker  # the SDK: loaded only where an image may be built
+    """A docker client whose engine answers a ping (None: no engine)."""
+    try:
+        import docker  # the SDK: loaded only where an image may be built
 
-            client = docker.from_env(timeout=5)
-            client.ping()
-        except Exception:
-            client = None
-        _ENGINE.append(client)
-    return _ENGINE[0]
+        client = docker.from_env(timeout=5)
+        client.ping()
+    except Exception:
+        return None
+    return client
 
 
 def _build(ctx: CheckContext, client: Any, key: str) -> tuple[dict[str, Any] | None, str]:
@@ -939,17 +1031,33 @@ def non_root(ctx: CheckContext) -> Pass:
     df = _dockerfile(ctx)
     user = final_user(df)
     base = df.final.lineage()[0].base
-    if user.ins is None:
+    if user.ins is None and not user.uid:
+        digest_only = "distroless" in base and ImageRef.parse(base).tag is None
         raise Fail(
             f"The final stage has no USER, so the service runs as its base image's user: "
             f"root for {base}. A process that escapes the container as root is root on the "
             "host. Create a user (useradd) and switch to it with USER, by number."
+            + (
+                " (If that digest is a :nonroot image, keep the tag beside it, "
+                "name:nonroot@sha256:..., or say USER 65532.)"
+                if digest_only
+                else ""
+            )
         )
-    where = f"{DOCKERFILE}:{user.ins.line}"
-    if not user.uid:
+    where = f"{DOCKERFILE}:{user.ins.line}" if user.ins else f"the base image {base}"
+    if user.ins is not None and not user.uid:
+        missing: set[str] = set()
+        expand(user.ins.args[0] if user.ins.args else "", df.scope(df.final, user.ins), missing)
+        global_only = sorted(missing & set(df.meta))
+        why = (
+            f"ARG {global_only[0]} is declared before the first FROM, and such an ARG is "
+            f"seen inside a stage only once the stage declares it again (`ARG {global_only[0]}`)"
+            if global_only
+            else "an ARG or ENV without a value?"
+        )
         raise Fail(
-            f"{where} `{user.ins.short()}` expands to nothing (an ARG without a value?), "
-            "so the container runs as root."
+            f"{where} `{user.ins.short()}` expands to nothing ({why}), so the container "
+            "runs as root."
         )
     if user.uid in ("root", "0") or re.fullmatch(r"0+", user.uid):
         raise Fail(
@@ -957,17 +1065,24 @@ def non_root(ctx: CheckContext) -> Pass:
             "root. Do the work that needs root first, then switch to your user as the last "
             "USER."
         )
-    if not user.numeric:
+    tail = ""
+    if user.ins is None:
+        how = f"UID {user.uid}: it sets no USER, and {base} is configured with that user"
+    elif not user.numeric:
         created = _user_created(df.final, user.uid, df)
         if created is None:
+            made = users_created(df.final, df)
             raise Fail(
                 f"{where} USER {user.user}: no user named {user.uid} is created in the final "
-                "stage, and its base image has none: the container would not start. Create "
+                "stage"
+                + (f" (it creates {', '.join(made)})" if made else "")
+                + ", and its base image has none: the container would not start. Create "
                 "it there (useradd, adduser) or give a number."
             )
-        how = f"{user.uid} ({created}); a number would let Kubernetes check runAsNonRoot"
+        how = f"{user.uid}, set at {where} ({created})"
+        tail = " A number would let Kubernetes check runAsNonRoot."
     else:
-        how = f"UID {user.uid}"
+        how = f"UID {user.uid}, set at {where}"
     attrs, note = built_image(ctx)
     if attrs is not None:
         built = str((attrs.get("Config") or {}).get("User") or "")
@@ -978,7 +1093,7 @@ def non_root(ctx: CheckContext) -> Pass:
                 "inherits and where its USER comes from."
             )
         note = f"Built with Docker: its configured user is {built}."
-    return Pass(f"The final stage runs as {how}, set at {where}. {note}")
+    return Pass(f"The final stage runs as {how}.{tail} {note}")
 
 
 @check("no-secrets")
@@ -1241,8 +1356,14 @@ def load_manifest(ctx: CheckContext) -> Manifest:
     raise Fail(f"{DEPLOYMENT} holds no document with kind: Deployment.")
 
 
+def _loaded(ctx: CheckContext) -> Manifest:
+    """The workspace's Deployment, read and validated once per `lab check`."""
+    return ctx.once("manifest", lambda: load_manifest(ctx))
+
+
 def _manifest(ctx: CheckContext) -> Manifest:
-    m = load_manifest(ctx)
+    """The Deployment, for a check that needs one Kubernetes would accept."""
+    m = _loaded(ctx)
     if m.errors:
         raise Fail(
             f"{DEPLOYMENT} is not a valid Deployment yet (see deployment-valid), so this "
@@ -1278,6 +1399,28 @@ def _api_problems(m: Manifest) -> list[str]:
     for i, c in enumerate(containers):
         if not (c or {}).get("image"):
             problems.append(f"{m.line('spec', 'template', 'spec', 'containers', i)} no image")
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+            probe = (c or {}).get(kind) or {}
+            handlers = [h for h in ("httpGet", "tcpSocket", "exec", "grpc") if h in probe]
+            if len(handlers) > 1:
+                problems.append(
+                    f"{m.line('spec', 'template', 'spec', 'containers', i, kind)} {kind} has "
+                    f"{' and '.join(handlers)}: a probe may have one handler only"
+                )
+    strategy = spec.get("strategy") or {}
+    ru = strategy.get("rollingUpdate")
+    if ru is not None and strategy.get("type") == "Recreate":
+        problems.append(
+            f"{m.line('spec', 'strategy', 'rollingUpdate')} rollingUpdate may not be given "
+            "with strategy type Recreate"
+        )
+    for key in ("maxSurge", "maxUnavailable"):
+        value = (ru or {}).get(key)
+        if isinstance(value, str) and not re.fullmatch(r"\d+%", value.strip()):
+            problems.append(
+                f"{m.line('spec', 'strategy', 'rollingUpdate', key)} {key} {value!r} is "
+                "neither a number of pods (write it without quotes) nor a percentage (25%)"
+            )
     return problems
 
 
@@ -1292,7 +1435,7 @@ def _container(m: Manifest) -> tuple[int, dict[str, Any]]:
 
 @check("deployment-valid")
 def deployment_valid(ctx: CheckContext) -> Pass:
-    m = load_manifest(ctx)
+    m = _loaded(ctx)
     if m.errors:
         raise Fail(
             f"{DEPLOYMENT} does not fit the apps/v1 Deployment schema of Kubernetes "
@@ -1338,6 +1481,141 @@ def _probe_port(port: Any, container: dict[str, Any]) -> int | None:
     return None
 
 
+def image_programs(df: Dockerfile) -> set[str] | None:
+    """The programs an exec probe can run in the final image (None: a base we do not know).
+
+    What its base image ships (the slim Python images have sh and bash but neither curl
+    nor wget; alpine has BusyBox's wget; distroless has no shell at all, :debug has
+    BusyBox), plus what the final stage installs with the system's package manager.
+    """
+    lineage = df.final.lineage()
+    ref = ImageRef.parse(lineage[0].base)
+    repo, tag = ref.repo.lower(), (ref.tag or "").lower()
+    if repo == "scratch":
+        have: set[str] = set()
+    elif "distroless" in repo:
+        have = {"python"} if "python" in repo else set()
+        if "debug" in tag:
+            have |= {"sh", "busybox", "wget"}
+    elif ref.short_name == "python":
+        have = {"sh", "python"}
+        if "alpine" in tag:
+            have |= {"ash", "busybox", "wget"}
+        else:
+            have |= {"bash", "dash"} | (set() if "slim" in tag else {"curl", "wget"})
+    else:
+        return None
+    for s in lineage:
+        for ins in s.instrs:
+            if ins.cmd != "RUN":
+                continue
+            for words in commands(ins.shell):
+                tool = posixpath.basename(words[0])
+                if tool in INSTALLERS and INSTALLERS[tool] in words[1:]:
+                    have |= {w for w in words[1:] if not w.startswith("-")}
+    return have
+
+
+def _program(word: str) -> str:
+    """`python` for /opt/venv/bin/python3.12, else the command's own name."""
+    name = posixpath.basename(word)
+    return "python" if re.fullmatch(r"python(3(\.\d+)?)?", name) else name
+
+
+_SHELLS = {"sh", "bash", "ash", "dash"}
+_URL = re.compile(
+    r"\b(?P<scheme>https?)://(?P<host>\[[^\]]*\]|[^/:\s'\"]+)(?::(?P<port>[^/\s'\"]+))?"
+    r"(?P<path>/[^\s'\"),;]*)?"
+)
+_LOCAL = {"localhost", "127.0.0.1", "[::1]", "0.0.0.0"}
+
+
+@dataclass
+class ProbeTarget:
+    """What a probe asks: a port and, for HTTP, a path (None: a TCP connect)."""
+
+    port: int | None  # None: $PORT, whatever it is
+    path: str | None
+    via: str  # how the probe asks, for the pass message
+
+
+def _exec_target(ctx: CheckContext, where: str, kind: str, command: Any) -> ProbeTarget:
+    """What an exec probe asks, judged by the URL it fetches and the program fetching it."""
+    argv = [str(a) for a in command] if isinstance(command, list) else []
+    if not argv:
+        raise Fail(f"{where} {kind} exec has no command to run.")
+    simple = [argv]
+    if _program(argv[0]) in _SHELLS and "-c" in argv[1:-1]:
+        simple = commands(argv[argv.index("-c") + 1])
+    hit = next(
+        ((words, m) for words in simple for w in words if (m := _URL.search(w))), None
+    )  # fmt: skip
+    shown = " ".join(argv)
+    shown = shown if len(shown) <= 90 else shown[:87] + "..."
+    if hit is None:
+        raise Fail(
+            f"{where} {kind} runs `{shown}`, which asks the service nothing the checks can "
+            "see. The service shows its health over HTTP only: an exec probe must fetch "
+            f"http://localhost:<port>{READY_PATH} or /healthz (curl -f, wget, or python's "
+            "urllib.request.urlopen), or use httpGet, which the kubelet makes itself."
+        )
+    words, url = hit
+    programs = None
+    with contextlib.suppress(Fail):
+        programs = image_programs(_dockerfile(ctx))
+    needed = [_program(words[0])]
+    if len(simple) > 1 or simple[0] is not argv:
+        needed.insert(0, _program(argv[0]))
+    if programs is not None:
+        for prog in needed:
+            if prog not in programs:
+                base = _dockerfile(ctx).final.lineage()[0].base
+                raise Fail(
+                    f"{where} {kind} runs {prog}, which the final image does not hold ({base} "
+                    f"has none, and the Dockerfile installs none): every probe would fail with "
+                    '"executable file not found". Use httpGet, or a program the image has '
+                    "(python with urllib.request)."
+                )
+    prog = needed[-1]
+    if prog == "curl" and not any(
+        w in ("--fail", "--fail-with-body") or re.fullmatch(r"-[a-zA-Z]*f[a-zA-Z]*", w)
+        for w in words[1:]
+    ):
+        raise Fail(
+            f"{where} {kind} runs curl without --fail: curl exits 0 on a 503 too, so the "
+            f"probe passes while the service says it is not ready. Add -f (--fail)."
+        )
+    if prog == "python" and "urlopen" not in " ".join(words):
+        raise Fail(
+            f"{where} {kind} runs python, but not urllib.request.urlopen, so the checks cannot "
+            "tell it fails on an error status. Fetch the URL with urlopen (it raises on 503), "
+            "or use httpGet."
+        )
+    if prog not in ("curl", "wget", "python", "busybox"):
+        raise Fail(
+            f"{where} {kind} runs {prog}, and the checks cannot tell what it makes of an "
+            "error status. Fetch the URL with curl -f, wget or python's urlopen, or use httpGet."
+        )
+    host = url.group("host").lower()
+    if host not in _LOCAL:
+        raise Fail(
+            f"{where} {kind} fetches {url.group(0)}: a probe runs inside the pod, and "
+            f"{host} is not the pod itself. Ask localhost."
+        )
+    if url.group("scheme") == "https":
+        raise Fail(f"{where} {kind} fetches over HTTPS; the service speaks plain HTTP.")
+    raw = url.group("port")
+    if raw is None:
+        number: int | None = 80
+    elif raw.isdigit():
+        number = int(raw)
+    elif re.fullmatch(r"\$(PORT|\{PORT\}|\(PORT\))", raw):
+        number = None
+    else:
+        raise Fail(f"{where} {kind} fetches {url.group(0)}, whose port {raw!r} is not a number.")
+    return ProbeTarget(number, url.group("path") or "/", f"exec {prog}")
+
+
 @check("probes")
 def probes(ctx: CheckContext) -> Pass:
     m = _manifest(ctx)
@@ -1346,6 +1624,7 @@ def probes(ctx: CheckContext) -> Pass:
     port = _app_port(ctx, c)
     declared = {p.get("containerPort") for p in c.get("ports") or []}
     paths: dict[str, str] = {}
+    execs: list[str] = []
     for kind, good in (("readinessProbe", "readiness"), ("livenessProbe", "liveness")):
         probe = c.get(kind)
         where = m.line(*base, kind)
@@ -1361,56 +1640,63 @@ def probes(ctx: CheckContext) -> Pass:
                 )
                 + f" The service answers {READY_PATH} and /healthz on port {port or APP_PORT}."
             )
-        if "exec" in probe or "grpc" in probe:
-            what = "exec" if "exec" in probe else "grpc"
+        if "grpc" in probe:
             raise Fail(
-                f"{where} {kind} uses {what}: the service speaks plain HTTP. Use httpGet "
-                "(the kubelet calls it itself, with no process started in your container "
-                "every period)."
+                f"{where} {kind} uses grpc: the service speaks plain HTTP and serves no gRPC "
+                "health service, so every probe would fail. Use httpGet."
             )
-        action = probe.get("httpGet") or probe.get("tcpSocket")
-        if not action:
-            raise Fail(f"{where} {kind} has no httpGet or tcpSocket action.")
-        target = _probe_port(action.get("port"), c)
-        if target is None:
-            raise Fail(
-                f"{where} {kind} names port {action.get('port')!r}, which no port of the "
-                "container is called: the probe can never connect."
-            )
-        right = target == port if port is not None else target in declared
-        if not right:
-            raise Fail(
-                f"{where} {kind} knocks on port {target}, but the service listens on "
-                f"{port}: every probe would fail"
-                + (
-                    ", and the pod would never be ready."
-                    if good == "readiness"
-                    else ", and the kubelet would restart it again and again."
-                )
-            )
-        if "httpGet" in probe:
-            if str(action.get("scheme", "HTTP")).upper() != "HTTP":
-                raise Fail(f"{where} {kind} uses HTTPS; the service speaks plain HTTP.")
-            if action.get("host"):
-                raise Fail(
-                    f"{where} {kind} sets host {action['host']!r}: the probe would ask "
-                    "another machine, not this pod. Leave host out."
-                )
-            path = str(action.get("path") or "/").split("?", 1)[0]
-            if path != READY_PATH and path not in LIVE_PATHS:
-                raise Fail(
-                    f"{where} {kind} asks for {path}, where the service answers 404: "
-                    f"the probe always fails. It answers {READY_PATH} and /healthz."
-                )
-            if good == "liveness" and path == READY_PATH:
-                raise Fail(
-                    f"{where} liveness asks {READY_PATH}, which says 503 whenever PostgreSQL "
-                    "does not answer: one database blip and the kubelet restarts every "
-                    "pod at once. Liveness asks only whether the process answers (/healthz)."
-                )
-            paths[good] = path
+        if "exec" in probe:
+            asked = _exec_target(ctx, where, kind, (probe["exec"] or {}).get("command"))
+            execs.append(good)
         else:
-            paths[good] = f"tcp:{target}"
+            action = probe.get("httpGet") or probe.get("tcpSocket")
+            if not action:
+                raise Fail(f"{where} {kind} has no httpGet or tcpSocket action.")
+            number = _probe_port(action.get("port"), c)
+            if number is None:
+                raise Fail(
+                    f"{where} {kind} names port {action.get('port')!r}, which no port of the "
+                    "container is called: the probe can never connect."
+                )
+            path = None
+            if "httpGet" in probe:
+                if str(action.get("scheme", "HTTP")).upper() != "HTTP":
+                    raise Fail(f"{where} {kind} uses HTTPS; the service speaks plain HTTP.")
+                if action.get("host"):
+                    raise Fail(
+                        f"{where} {kind} sets host {action['host']!r}: the probe would ask "
+                        "another machine, not this pod. Leave host out."
+                    )
+                path = str(action.get("path") or "/")
+            asked = ProbeTarget(number, path, "httpGet" if path else "tcpSocket")
+        if asked.port is not None:
+            right = asked.port == port if port is not None else asked.port in declared
+            if not right:
+                raise Fail(
+                    f"{where} {kind} knocks on port {asked.port}, but the service listens on "
+                    f"{port}: every probe would fail"
+                    + (
+                        ", and the pod would never be ready."
+                        if good == "readiness"
+                        else ", and the kubelet would restart it again and again."
+                    )
+                )
+        if asked.path is None:
+            paths[good] = f"tcp:{asked.port}"
+            continue
+        path = asked.path.split("?", 1)[0]
+        if path != READY_PATH and path not in LIVE_PATHS:
+            raise Fail(
+                f"{where} {kind} asks for {path}, where the service answers 404: "
+                f"the probe always fails. It answers {READY_PATH} and /healthz."
+            )
+        if good == "liveness" and path == READY_PATH:
+            raise Fail(
+                f"{where} liveness asks {READY_PATH}, which says 503 whenever PostgreSQL "
+                "does not answer: one database blip and the kubelet restarts every "
+                "pod at once. Liveness asks only whether the process answers (/healthz)."
+            )
+        paths[good] = path
     notes = []
     if paths.get("readiness") != READY_PATH:
         notes.append(
@@ -1419,6 +1705,11 @@ def probes(ctx: CheckContext) -> Pass:
         )
     elif paths.get("liveness") == paths.get("readiness"):
         notes.append("liveness and readiness ask the same thing")
+    if execs:
+        notes.append(
+            f"an exec probe ({' and '.join(execs)}) starts a process in the container every "
+            "period, charged to its CPU and memory; httpGet costs the container nothing"
+        )
     note = f" (Worth knowing: {'; '.join(notes)}.)" if notes else ""
     return Pass(
         f"readiness asks {paths['readiness']} and liveness {paths['liveness']}, on port "
@@ -1617,14 +1908,19 @@ def pod_non_root(ctx: CheckContext) -> Pass:
             f"({where}): nothing stops an image that runs as root (a rebuilt base, a "
             "forgotten USER) from starting. Set it in the pod's securityContext."
         )
-    image_user = ""
+    image_user: str | None = None
     with contextlib.suppress(Fail):
         image_user = final_user(_dockerfile(ctx)).uid
-    if run_as is None:
+    if run_as is None and image_user is None:
+        raise Fail(
+            f"runAsNonRoot: true, and no runAsUser: whether the pod starts depends on the "
+            f"image's user, and {DOCKERFILE} cannot be read yet (see the checks above)."
+        )
+    if run_as is None and image_user is not None:
         if image_user in ("", "root") or re.fullmatch(r"0+", image_user or "x"):
             raise Fail(
                 "runAsNonRoot: true, but the image runs as root (its final stage's USER is "
-                f"{image_user or 'not set'}): every pod would stop with "
+                f"{image_user or 'unset or empty'}): every pod would stop with "
                 'CreateContainerConfigError "container has runAsNonRoot and image will run '
                 "as root\". Fix the Dockerfile's USER or set runAsUser."
             )
