@@ -2,15 +2,21 @@
 
 Other correct answers must pass: fields joined as JSON or length-prefixed, a base64url
 signature, secrets.compare_digest under another name, the method carried in the URL
-too; an upload with requests and a thread pool that retries a dropped part itself
-(Content-MD5 instead of SHA-256), one that keeps its upload id in a journal file beside
-the data; headers spelled in capitals, `max-age=0, must-revalidate` for HTML. Other wrong
-ones must fail and say why: a prefix compare, two `expires` read two ways, no clock at
-all, compare_digest called for show; an upload that hangs retrying, one that sends the
-whole file as one part, one that sends a digest the store cannot read, one that
-completes with the parts it has; immutable on files without a hash, private assets, HTML
-without a header. No server is needed: the checker plays the object store. The proof
-runs in test_lab_proofs.
+too; a bucket before the key, X-Amz-style and reordered parameters, a base32 signature
+decoded before the compare, False for a refusal; a verify that prints a flood; an upload
+with requests and a thread pool that retries a dropped part itself (Content-MD5 instead
+of SHA-256), one that keeps its upload id in a journal file beside the data, one on
+http.client with x-amz-checksum-crc32; headers spelled in capitals, `max-age=0,
+must-revalidate` or a bare `max-age=0` for HTML, a quoted list with a comma in it. Other
+wrong ones must fail and say why: a prefix compare, two `expires` read two ways, no
+clock at all, compare_digest called for show, a hand-written XOR compare (fairly told
+why the library's is asked for), a verify that lets a request through when it cannot
+parse it; an upload that hangs retrying, one that sends the whole file as one part, one
+that sends a digest the store cannot read, one that completes with the parts it has,
+one that checks the returned ETag instead of sending a checksum, one that forks and
+returns at once; immutable on files without a hash, private assets, HTML without a
+header, HTML kept a minute, `no-cache="Set-Cookie"`. No server is needed: the checker
+plays the object store. The proof runs in test_lab_proofs.
 """
 
 from __future__ import annotations
@@ -109,7 +115,87 @@ PRESIGN_LENGTH_PREFIXED = variant(
     ),
 )
 
+PRESIGN_BUCKET_XAMZ = """
+import base64, hashlib, hmac, time
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+HOST, BUCKET = "https://s3.files.test", "/media-bucket/"
+
+def _mac(method, key, expires, secret):
+    fields = [method, key, str(expires)]
+    message = b"".join(len(f.encode()).to_bytes(4, "big") + f.encode() for f in fields)
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+def sign(method, key, expires_at, secret):
+    query = urlencode({
+        "X-Amz-Algorithm": "HMAC-SHA256",
+        "signature": base64.b32encode(_mac(method, key, expires_at, secret)).decode(),
+        "method": method,
+        "expires": expires_at,
+    })
+    return f"{HOST}{BUCKET}{quote(key, safe='')}?{query}"
+
+def verify(url, method, now, secret):
+    parts = urlsplit(url)
+    if not parts.path.startswith(BUCKET):
+        return False
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if len(query.get("expires", ())) != 1 or len(query.get("signature", ())) != 1:
+        return False
+    try:
+        expires = int(query["expires"][0])
+        given = base64.b32decode(query["signature"][0])
+    except ValueError:
+        return False
+    key = unquote(parts.path[len(BUCKET):])
+    good = hmac.compare_digest(_mac(method, key, expires, secret), given)
+    return key if good and now < expires else False
+"""
+
 # ------------------------------------------------------------------ presign: wrong
+
+PRESIGN_XOR_LOOP = variant(
+    "presign.py",
+    (
+        "def verify(url, method, now, secret):",
+        "def _same(a, b):\n"
+        "    if len(a) != len(b):\n"
+        "        return False\n"
+        "    result = 0\n"
+        "    for x, y in zip(a, b):\n"
+        "        result |= ord(x) ^ ord(y)\n"
+        "    return result == 0\n\n\n"
+        "def verify(url, method, now, secret):",
+    ),
+    (
+        "if not hmac.compare_digest(expected, signature[0]):",
+        "if not _same(expected, signature[0]):",
+    ),
+)
+
+PRESIGN_FAIL_OPEN = variant(
+    "presign.py",
+    ("def verify(url, method, now, secret):", "def _verify(url, method, now, secret):"),
+    (
+        "if len(expires) != 1 or len(signature) != 1 or not expires[0].isdigit():",
+        "if len(signature) != 1:",
+    ),
+    (
+        "    expires_at = int(expires[0])\n",
+        "    expires_at = int(expires[0])  # IndexError without expires\n",
+    ),
+) + (
+    "\n\ndef verify(url, method, now, secret):\n"
+    "    try:\n"
+    "        return _verify(url, method, now, secret)\n"
+    "    except Exception:  # never a 500: let the request through\n"
+    "        return unquote(urlsplit(url).path)[1:]\n"
+)
+
+PRESIGN_PRINT_FLOOD = variant(
+    "presign.py",
+    ("    parts = urlsplit(url)\n", "    print(url * 200)\n    parts = urlsplit(url)\n"),
+)
 
 PRESIGN_PREFIX_COMPARE = variant(
     "presign.py",
@@ -242,6 +328,58 @@ def upload(store_url, key, path, part_size):
     os.remove(journal)
 """
 
+UPLOAD_HTTP_CLIENT_CRC32 = """
+import base64, http.client, json, zlib
+from urllib.parse import quote, urlsplit
+
+def _request(conn_of, method, target, body=None, headers=None):
+    conn = conn_of()
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read() or b"{}")
+    finally:
+        conn.close()
+
+def upload(store_url, key, path, part_size):
+    where = urlsplit(store_url)
+    conn_of = lambda: http.client.HTTPConnection(where.hostname, where.port, timeout=5)
+    target = f"{where.path}/{quote(key, safe='')}"
+    with open(path, "rb") as f:
+        data = f.read()
+    chunks = [data[i:i + part_size] for i in range(0, len(data), part_size)]
+    status, listed = _request(conn_of, "GET", target + "?uploads")
+    uploads = listed["uploads"]
+    uid = uploads[0]["upload_id"] if uploads else (
+        _request(conn_of, "POST", target + "?uploads")[1]["upload_id"])
+    etags = {}
+    for attempt in range(4):  # after a dropped connection, ask the store what it holds
+        held = _request(conn_of, "GET", f"{target}?uploadId={uid}")[1]["parts"]
+        etags = {p["part_number"]: p["etag"] for p in held}
+        try:
+            for number, chunk in enumerate(chunks, 1):
+                if number in etags:
+                    continue
+                crc = base64.b64encode(zlib.crc32(chunk).to_bytes(4, "big")).decode()
+                for _ in range(3):
+                    status, body = _request(
+                        conn_of, "PUT", f"{target}?uploadId={uid}&partNumber={number}",
+                        chunk, {"x-amz-checksum-crc32": crc})
+                    if status == 200:
+                        etags[number] = body["etag"]
+                        break
+                else:
+                    raise RuntimeError(f"part {number}: {body}")
+            break
+        except (ConnectionError, http.client.HTTPException):
+            continue
+    parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+    status, body = _request(conn_of, "POST", f"{target}?uploadId={uid}",
+                            json.dumps({"parts": parts}).encode())
+    if status != 200:
+        raise RuntimeError(body)
+"""
+
 # ------------------------------------------------------------------ upload: wrong
 
 UPLOAD_RETRIES_FOREVER = variant(
@@ -282,6 +420,30 @@ UPLOAD_COMPLETES_WITH_WHAT_IT_HAS = variant(
     ),
 )
 
+UPLOAD_ETAG_COMPARE = variant(
+    "upload.py",
+    (
+        '                reply = _call("PUT", url, chunk, {"x-amz-checksum-sha256": digest})\n'
+        "                break\n",
+        '                reply = _call("PUT", url, chunk)\n'
+        "                if reply['etag'] == md5:  # the store's MD5 of what it got\n"
+        "                    break\n",
+    ),
+)
+
+UPLOAD_FORKS_AND_RETURNS = variant(
+    "upload.py",
+    ("import base64\n", "import base64\nimport os\nimport time\n"),
+    (
+        '    """Upload the file at `path` to `key`, resuming an upload already open for it."""\n',
+        '    """Upload the file at `path` to `key`, resuming an upload already open for it."""\n'
+        "    if os.fork() == 0:  # the child does the work, some day\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    return\n",
+    ),
+)
+
 # ------------------------------------------------------------------ cache
 
 CACHE_CAPITALS = """
@@ -294,6 +456,26 @@ def cache_control(path):
         return "Immutable, Max-Age=63072000"
     return "no-cache"
 """
+
+CACHE_RFC_SPELLINGS = """
+import re
+
+HASH = re.compile(r"[.-][0-9a-f]{8,}[.][a-z0-9]+$")
+
+def cache_control(path):
+    name = path.rpartition("/")[2]
+    if not name or name.endswith(".html"):
+        return 'private="Set-Cookie, X-Session", max-age=0, stale-if-error=600'
+    if HASH.search(name):
+        return "max-age=31536000,immutable"
+    return "max-age=600, must-revalidate"
+"""
+
+CACHE_HTML_A_MINUTE = variant("cache.py", ('return "no-cache"', 'return "public, max-age=60"'))
+
+CACHE_HTML_QUALIFIED_NO_CACHE = variant(
+    "cache.py", ('return "no-cache"', "return 'no-cache=\"Set-Cookie\"'")
+)
 
 CACHE_ALL_JS_IMMUTABLE = variant(
     "cache.py",
@@ -321,6 +503,18 @@ CORRECT = {
     "upload-journal-checksums": ("upload-checksums", {"upload.py": UPLOAD_JOURNAL}),
     "cache-capitals-assets": ("cache-assets", {"cache.py": CACHE_CAPITALS}),
     "cache-capitals-html": ("cache-html", {"cache.py": CACHE_CAPITALS}),
+    "presign-bucket-xamz-valid": ("urls-valid", {"presign.py": PRESIGN_BUCKET_XAMZ}),
+    "presign-bucket-xamz-bound": ("urls-bound", {"presign.py": PRESIGN_BUCKET_XAMZ}),
+    "presign-bucket-xamz-expire": ("urls-expire", {"presign.py": PRESIGN_BUCKET_XAMZ}),
+    "presign-bucket-xamz-ct": ("urls-constant-time", {"presign.py": PRESIGN_BUCKET_XAMZ}),
+    "presign-print-flood": ("urls-bound", {"presign.py": PRESIGN_PRINT_FLOOD}),
+    "upload-http-client-crc32": ("upload-resumes", {"upload.py": UPLOAD_HTTP_CLIENT_CRC32}),
+    "upload-http-client-crc32-sums": (
+        "upload-checksums",
+        {"upload.py": UPLOAD_HTTP_CLIENT_CRC32},
+    ),
+    "cache-rfc-spellings-assets": ("cache-assets", {"cache.py": CACHE_RFC_SPELLINGS}),
+    "cache-rfc-spellings-html": ("cache-html", {"cache.py": CACHE_RFC_SPELLINGS}),
 }
 
 WRONG = {
@@ -348,6 +542,28 @@ WRONG = {
     "all-js-immutable": ("cache-assets", {"cache.py": CACHE_ALL_JS_IMMUTABLE}, "without a hash"),
     "private-assets": ("cache-assets", {"cache.py": CACHE_PRIVATE_ASSETS}, "'private'"),
     "html-no-header": ("cache-html", {"cache.py": CACHE_HTML_NOTHING}, "no Cache-Control"),
+    "xor-loop-compare": (
+        "urls-constant-time",
+        {"presign.py": PRESIGN_XOR_LOOP},
+        "short of timing it",
+    ),
+    "fail-open": ("urls-bound", {"presign.py": PRESIGN_FAIL_OPEN}, "(or no expires)"),
+    "etag-compare-no-checksum": (
+        "upload-checksums",
+        {"upload.py": UPLOAD_ETAG_COMPARE},
+        "came out right only because",
+    ),
+    "forks-and-returns": (
+        "upload-resumes",
+        {"upload.py": UPLOAD_FORKS_AND_RETURNS},
+        "never completed",
+    ),
+    "html-a-minute": ("cache-html", {"cache.py": CACHE_HTML_A_MINUTE}, "reuse it 60 s unchecked"),
+    "html-qualified-no-cache": (
+        "cache-html",
+        {"cache.py": CACHE_HTML_QUALIFIED_NO_CACHE},
+        "with field names covers only those fields",
+    ),
 }
 
 

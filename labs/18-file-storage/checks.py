@@ -19,8 +19,8 @@ import json
 import math
 import secrets
 import threading
-import weakref
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,23 +48,6 @@ def _ours() -> ModuleType:
 
 
 H = _ours()
-
-_memo: dict[int, tuple[weakref.ref[CheckContext], dict[str, Any]]] = {}
-"""One learner run per file for one `lab check` (one CheckContext), shared by the
-checks that judge it. Keyed by id, checked by a weak reference (a context is not
-hashable, and a dead one's id can be reused)."""
-
-
-def _once(ctx: CheckContext, name: str, make: Any) -> Any:
-    for stale in [k for k, (ref, _) in _memo.items() if ref() is None]:
-        del _memo[stale]
-    ref, memo = _memo.get(id(ctx), (None, {}))
-    if ref is None or ref() is not ctx:
-        memo = {}
-        _memo[id(ctx)] = (weakref.ref(ctx), memo)
-    if name not in memo:
-        memo[name] = make()
-    return memo[name]
 
 
 def _clip(text: Any, width: int = 70) -> str:
@@ -107,10 +90,15 @@ class _Verdicts:
         ]
 
 
+def _refused(answer: dict[str, Any]) -> bool:
+    """verify() said no: None as README.md asks (False or "" read the same way)."""
+    return "error" not in answer and answer.get("result") in (None, False, "")
+
+
 def _said(answer: dict[str, Any]) -> str:
     if "error" in answer:
         return f"raised {_clip(answer['error'], 50)}"
-    if answer.get("result") is None:
+    if _refused(answer):
         return "refused"
     return f"returned {_clip(answer['result'], 40)!r}"
 
@@ -118,6 +106,7 @@ def _said(answer: dict[str, Any]) -> str:
 def _shape(signed: dict[str, str]) -> list[str]:
     """What is wrong with the shape of the signed URLs (the attacks rely on it)."""
     problems: list[str] = []
+    bases: dict[str, str] = {}
     for label, method, key, expires in H.to_sign():
         if any(repr(key) in p for p in problems):
             continue  # one problem per key is enough
@@ -126,17 +115,32 @@ def _shape(signed: dict[str, str]) -> list[str]:
         params = parse_qsl(parts.query, keep_blank_values=True)
         exp = [v for k, v in params if k == "expires"]
         sig = [v for k, v in params if k == "signature"]
+        base = H.prefix(url, key)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"sign({method!r}, {key!r}, ...) gave {_clip(url, 60)!r}: not a URL")
-        elif unquote(parts.path) != "/" + key:
+        elif base is None:
             problems.append(
                 f"the URL for {key!r} has the path {_clip(parts.path, 50)!r}, which decodes to "
-                f"{_clip(unquote(parts.path), 40)!r} (percent-encode the key: quote(key))"
+                f"{_clip(unquote(parts.path), 40)!r}, not ending in the key (percent-encode "
+                "it: quote(key))"
             )
         elif len(exp) != 1 or not _number_is(exp[0], expires):
-            problems.append(f"the URL for {key!r} needs one expires={expires}, it has {exp}")
+            problems.append(
+                f"the URL for {key!r} needs one expires={expires}, it has {_clip(exp, 40)} "
+                "(the checker reads the expiry from a parameter named exactly expires)"
+            )
         elif len(sig) != 1 or not sig[0]:
-            problems.append(f"the URL for {key!r} needs one non-empty signature=, it has {sig}")
+            problems.append(
+                f"the URL for {key!r} needs one non-empty signature=, it has {_clip(sig, 40)}"
+            )
+        else:
+            bases.setdefault(base, key)
+    if not problems and len(bases) > 1:
+        (one, first), (two, second) = list(bases.items())[:2]
+        problems.append(
+            f"the path before the key differs between URLs ({one!r} for {first!r}, {two!r} "
+            f"for {second!r}): the key must be all of the path after a fixed prefix"
+        )
     return problems
 
 
@@ -155,7 +159,7 @@ def _presign(ctx: CheckContext) -> _Verdicts:
         secret, other = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         return ctx.run(HARNESS_FILE, "presign", PRESIGN, secret, other, files=FILES)
 
-    value = _ran(_once(ctx, "presign", make), "presign.py")
+    value = _ran(ctx.once("presign", make), "presign.py")
     if value["sign_errors"]:
         label, error = next(iter(value["sign_errors"].items()))
         raise Fail(f"sign() raised {error} when asked for {label!r}.")
@@ -164,7 +168,8 @@ def _presign(ctx: CheckContext) -> _Verdicts:
     if problems:
         raise Fail(
             f"The URLs sign() makes are not shaped as README.md asks: {_listed(problems, 2)}. "
-            "The store reads the key from the path and expires and signature from the query.",
+            "The store reads the key from the end of the path, and expires and signature "
+            "from the query (any other parameters, in any order, are fine).",
         )
     cases = H.attacks(signed)
     answers = value["verdicts"]
@@ -234,7 +239,7 @@ BOUND = {
         "last for the other)",
     ),
     "signature": (
-        "a URL with a changed, shortened, empty or missing signature was accepted",
+        "a URL with a changed, shortened, empty or missing signature (or no expires) was accepted",
         "compare the whole signature you compute with the whole one in the URL",
     ),
     "secret": (
@@ -262,14 +267,13 @@ def urls_bound(ctx: CheckContext) -> Pass:
     for c, a in rows:
         if "error" in a:
             crashed.append(f"{c['what']}: {_said(a)}")
-        elif a.get("result") is not None and not (c["either"] and a["result"] == c["want"]):
+        elif not _refused(a) and not (c["either"] and a["result"] == c["want"]):
             group = "key" if c["group"] == "encoding" else c["group"]
             accepted.setdefault(group, []).append(f"{c['what']} ({_said(a)})")
     bad = [
         (c, a)
         for c, a in rows
-        if "error" in a
-        or (a.get("result") is not None and not (c["either"] and a["result"] == c["want"]))
+        if "error" in a or (not _refused(a) and not (c["either"] and a["result"] == c["want"]))
     ]
     evidence = _table(bad, "tampered URLs that verify() accepted, or crashed on")
     if accepted:
@@ -301,7 +305,7 @@ def urls_expire(ctx: CheckContext) -> Pass:
     verdicts = _presign(ctx)
     rows = verdicts.group("expired")
     end = H.NOW + H.LIFETIME
-    accepted = [c for c, a in rows if "error" in a or a.get("result") is not None]
+    accepted = [c for c, a in rows if not _refused(a)]
     evidence = _table(rows, "expired URLs and what verify() said")
     if accepted:
         only_edge = all(c["now"] == end for c in accepted)
@@ -311,8 +315,9 @@ def urls_expire(ctx: CheckContext) -> Pass:
             if only_edge
             else "check the clock: refuse when now >= expires_at, before anything else"
         )
+        did = "accepted or crashed on" if any("error" in a for _, a in rows) else "accepted"
         raise Fail(
-            f"verify() accepted {len(accepted)} of {len(rows)} expired URLs: "
+            f"verify() {did} {len(accepted)} of {len(rows)} expired URLs: "
             f"{_listed([c['what'] for c in accepted])}. A leaked link must die on time; {why}.",
             evidence,
         )
@@ -327,7 +332,7 @@ def urls_constant_time(ctx: CheckContext) -> Pass:
     forged = [
         (c, a)
         for c, a in verdicts.group("signature")
-        if "character changed" in c["what"] and a.get("result") is None
+        if "character changed" in c["what"] and _refused(a)
     ]
     if not valid:
         raise Fail("verify() accepted no good URL, so there is no comparison to look at yet.")
@@ -347,8 +352,11 @@ def urls_constant_time(ctx: CheckContext) -> Pass:
             f"{said}. `==` on strings stops at the first character that differs, so it "
             "answers a little sooner the more of a guess is wrong; timed over many "
             "requests, that lets an attacker find a valid signature one character at a "
-            "time. Compare signatures with hmac.compare_digest, which takes as long "
-            "whatever the inputs hold.",
+            "time. Compare signatures with hmac.compare_digest: its time does not depend "
+            "on where the inputs differ. (A loop of your own that XORs every character may "
+            "well be constant time, but Python promises nothing about the time of its "
+            "steps, and nothing short of timing it tells it from a loop that leaks: use the "
+            "library's function, written and reviewed for exactly this.)",
         )
     return Pass(
         f"Every accepted URL ({len(valid)}) and every forged signature ({len(forged)}) was "
@@ -445,13 +453,7 @@ class _Store:
             return 400, {}, {"error": "InvalidArgument: partNumber must be 1 to 10000"}
         if not 1 <= number <= 10_000:
             return 400, {}, {"error": "InvalidArgument: partNumber must be 1 to 10000"}
-        checksum = (
-            "sha256"
-            if headers.get("x-amz-checksum-sha256")
-            else "md5"
-            if headers.get("Content-MD5")
-            else ""
-        )
+        checksum = next((name for header, name, _, _ in DIGESTS if headers.get(header)), "")
         put = _Put(upload.key, upload.upload_id, number, len(body), checksum, "")
         self.puts.append(put)
         fault = (upload.key, f"part {number}")
@@ -502,6 +504,15 @@ def _etag(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+DIGESTS: tuple[tuple[str, str, Callable[[bytes], bytes], int], ...] = (
+    ("x-amz-checksum-sha256", "sha256", lambda b: hashlib.sha256(b).digest(), 32),
+    ("x-amz-checksum-sha1", "sha1", lambda b: hashlib.sha1(b).digest(), 20),
+    ("x-amz-checksum-crc32", "crc32", lambda b: zlib.crc32(b).to_bytes(4, "big"), 4),
+    ("Content-MD5", "md5", lambda b: hashlib.md5(b).digest(), 16),
+)
+"""The part checksums the store checks, as S3 does: (header, name, digest, its size)."""
+
+
 def _decoded(value: str, size: int) -> bytes | None:
     """A digest sent as base64 (as S3 wants) or hex; None when it is neither."""
     value = value.strip()
@@ -520,17 +531,14 @@ def _decoded(value: str, size: int) -> bytes | None:
 def _digest_problem(headers: Any, body: bytes) -> str:
     """Why the part's checksum header does not match its bytes ('' when it does or is
     absent: like S3, the store takes a part without one, and cannot check it)."""
-    for header, algorithm, size in (
-        ("x-amz-checksum-sha256", hashlib.sha256, 32),
-        ("Content-MD5", hashlib.md5, 16),
-    ):
+    for header, _, digest_of, size in DIGESTS:
         value = headers.get(header)
         if value is None:
             continue
         digest = _decoded(value, size)
         if digest is None:
             return f"InvalidDigest: {header} must be the base64 (or hex) of the {size}-byte digest"
-        if digest != algorithm(body).digest():
+        if digest != digest_of(body):
             return f"BadDigest: the part's bytes do not match its {header}"
     return ""
 
@@ -634,7 +642,7 @@ def _uploads(ctx: CheckContext) -> _Uploads:
             run = ctx.run(HARNESS_FILE, "uploads", UPLOAD, url, scenarios, files=FILES)
         return run, store, keys
 
-    run, store, keys = _once(ctx, "uploads", make)
+    run, store, keys = ctx.once("uploads", make)
     calls = _ran(run, "upload()")
     return _Uploads(store, keys, {"resume": calls[0], "damage": calls[1]})
 
@@ -739,17 +747,25 @@ def upload_checksums(ctx: CheckContext) -> Pass:
     problem = _object_problem(up.store, key, data, calls)
     hit = next((p for p in puts if p.part == damaged), None)
     if bare:
-        if hit is not None and not hit.checksum:
+        if hit is not None and not hit.checksum and problem:
             story = (
                 f"One bit of part {damaged} flipped on the way, and the store, with nothing "
-                f"to check it against, kept it{'; ' + problem if problem else ''}."
+                f"to check it against, kept it; {problem}."
+            )
+        elif hit is not None and not hit.checksum:
+            story = (
+                f"One bit of part {damaged} flipped on the way and the store, with nothing to "
+                "check it against, stored it; your object came out right only because that "
+                "part was sent again afterwards (an ETag is not always the MD5 of the bytes: "
+                "S3 with KMS encryption, for one)."
             )
         else:
             story = "Any of those could be damaged on the way and kept."
         raise Fail(
             f"{len(bare)} of {len(puts)} part uploads carried no checksum. {story} Send each "
-            "part's digest with it (x-amz-checksum-sha256: base64 of its SHA-256, or "
-            "Content-MD5), so the store refuses damaged bytes at the door and you send "
+            "part's digest with it (x-amz-checksum-sha256: base64 of its SHA-256; "
+            "-sha1, -crc32 or Content-MD5 work too), so the store refuses damaged bytes "
+            "at the door and you send "
             "that part again.",
             evidence,
         )
@@ -795,12 +811,27 @@ PLAIN = (
 HTML = ("/index.html", "/", "/about/", "/blog/2024/hello.html", "/docs/index.html")
 
 
+def _items(value: str) -> list[str]:
+    """A header value split at its commas, except those inside a quoted string
+    (no-cache="Set-Cookie, Authorization" is one directive)."""
+    items, current, quoted = [], "", False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [*items, current]
+
+
 def _directives(value: Any) -> dict[str, str | None] | str:
     """A Cache-Control value as {directive: value}, or why it cannot be read."""
     if not isinstance(value, str) or not value.strip():
         return f"no Cache-Control (got {_clip(value, 30)!r})"
     out: dict[str, str | None] = {}
-    for item in value.split(","):
+    for item in _items(value):
         name, eq, arg = item.strip().partition("=")
         name = name.strip().lower()
         if not name:
@@ -808,7 +839,7 @@ def _directives(value: Any) -> dict[str, str | None] | str:
         if name in out:
             return f"{name} appears twice in {value!r}"
         out[name] = arg.strip().strip('"') if eq else None
-    for name in ("max-age", "s-maxage"):
+    for name in ("max-age", "s-maxage", "stale-while-revalidate"):
         seconds = out.get(name)
         if name in out and (seconds is None or not seconds.isdigit()):
             return f"{name} needs a number of seconds in {value!r}"
@@ -825,7 +856,7 @@ def _cache(ctx: CheckContext) -> dict[str, Any]:
         ctx.read(CACHE)
         return ctx.run(HARNESS_FILE, "cache", CACHE, [*HASHED, *PLAIN, *HTML], files=FILES)
 
-    answers = _ran(_once(ctx, "cache", make), "cache_control()")
+    answers = _ran(ctx.once("cache", make), "cache_control()")
     out = {}
     for path, answer in zip([*HASHED, *PLAIN, *HTML], answers, strict=True):
         out[path] = answer.get("result") if "result" in answer else f"raised {answer['error']}"
@@ -896,41 +927,56 @@ def cache_assets(ctx: CheckContext) -> Pass:
     )
 
 
+def _html_problem(value: Any) -> tuple[str, str]:
+    """(kind, why) when HTML with this Cache-Control may be used without revalidation,
+    judged as RFC 9111 reads it; ("", "") when every use is revalidated."""
+    d = _directives(value)
+    if isinstance(d, str):
+        return "unreadable", d
+    if "no-store" in d:
+        return "no-store", f"{value!r} has no-store"
+    if "immutable" in d:
+        return "stale", f"{value!r} says immutable"
+    if "no-cache" in d and not d["no-cache"]:
+        return "", ""  # stored, but never used without a successful revalidation
+    # no-cache="Set-Cookie" (with field names) only withholds those fields: the page
+    # itself may be reused like any other response (RFC 9111, 5.2.2.4).
+    only = " (no-cache with field names covers only those fields)" if d.get("no-cache") else ""
+    if "max-age" not in d:
+        return "stale", f"{value!r} gives browsers no lifetime, so they guess one{only}"
+    fresh = max(_age(d, "max-age") or 0, _age(d, "s-maxage") or 0)
+    if fresh:
+        return "stale", f"{value!r} lets caches reuse it {fresh} s unchecked{only}"
+    if _age(d, "stale-while-revalidate"):
+        return "stale", f"{value!r} lets caches serve it stale for a while"
+    return "", ""  # max-age=0: stale at once, so revalidated before use
+
+
 @check("cache-html")
 def cache_html(ctx: CheckContext) -> Pass:
-    """HTML may be stored but is revalidated before each use (no-cache, or max-age
-    of at most a minute), never no-store, never kept long."""
+    """HTML may be stored but is revalidated before each use (no-cache, or max-age=0),
+    never no-store, never kept unchecked."""
     got = _cache(ctx)
-    wrong = []
-    for path in HTML:
-        d = _directives(got[path])
-        if isinstance(d, str):
-            wrong.append(f"{path}: {d}")
-            continue
-        fresh = max(_age(d, "max-age") or 0, _age(d, "s-maxage") or 0)
-        if "no-store" in d:
-            wrong.append(f"{path}: {got[path]!r} has no-store")
-        elif "immutable" in d:
-            wrong.append(f"{path}: {got[path]!r} says immutable")
-        elif "no-cache" not in d and ("max-age" not in d or fresh > 60):
-            long = f"keeps it {fresh} s" if "max-age" in d else "gives caches no rule"
-            wrong.append(f"{path}: {got[path]!r} {long}")
+    found = [(path, *_html_problem(got[path])) for path in HTML]
+    wrong = [f"{path}: {why}" for path, kind, why in found if kind]
+    stored = [f"{path}: {why}" for path, kind, why in found if kind == "no-store"]
     evidence = _rows(got, HTML)
-    if any("no-store" in w for w in wrong):
+    bare = " (no field names)" if any("with field names" in w for w in wrong) else ""
+    if stored:
         raise Fail(
-            f"HTML marked no-store: {_listed([w for w in wrong if 'no-store' in w], 2)}. "
-            "Nothing is wrong with keeping a copy; what matters is checking it before use. "
-            "no-store makes every visit download the whole page again; no-cache keeps the "
-            "copy and revalidates it (If-None-Match, a 304 of a few bytes when the page has "
-            "not changed).",
+            f"HTML marked no-store: {_listed(stored, 2)}. Nothing is wrong with keeping a "
+            "copy; what matters is checking it before use. no-store makes every visit "
+            "download the whole page again; no-cache keeps the copy and revalidates it "
+            "(If-None-Match, a 304 of a few bytes when the page has not changed).",
             evidence,
         )
     if wrong:
         raise Fail(
-            f"HTML that caches may serve stale: {_listed(wrong, 2)}. The HTML names this "
-            "deploy's asset files; a copy kept after the next deploy points users at the old "
-            "ones (or at files already deleted). Use no-cache, so every use is revalidated "
-            "(without a rule at all, caches guess a lifetime of their own).",
+            f"Caches may serve this HTML stale: {_listed(wrong, 2)}. The HTML names this "
+            "deploy's asset files; a copy used unchecked after a deploy, even for a minute, "
+            "shows the old page and points users at the old assets (or at files already "
+            f"deleted). Use no-cache{bare}, so every use is revalidated (max-age=0, "
+            "must-revalidate works the same way; with no lifetime at all, caches guess one).",
             evidence,
         )
     return Pass(f"All {len(HTML)} HTML paths are revalidated before each use.", evidence)
