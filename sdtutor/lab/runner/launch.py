@@ -118,8 +118,12 @@ class Supervised:
             "env": env,
             "uid": iso.uid,
             "gid": iso.gid,
-            # Tasks (threads too) `nobody` may run, on top of those running already.
-            "nproc_budget": max(256, limits.processes * 8) * len(children)
+            # Tasks (threads too) `nobody` may run, on top of those running already. The
+            # count is the user's, shared with every other run going on meanwhile (a proof
+            # beside a test, a 200-thread service), so the budget is wide: the supervisor's
+            # own count (Limits.processes) is what stops a fork bomb; this only caps how
+            # fast one can grow between two of its looks.
+            "nproc_budget": max(1024, limits.processes * 16) * len(children)
             if iso.uid is not None
             else None,
             "limits": limits.to_json(),
