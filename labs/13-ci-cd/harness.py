@@ -71,5 +71,5 @@ def decide(file: str, runs: list[list[dict[str, Any]]]) -> list[str]:
         except Exception as exc:
             out.append(f"raised {type(exc).__name__}: {exc}"[:200])
             continue
-        out.append(answer if isinstance(answer, str) else f"returned {answer!r}"[:200])
+        out.append(answer[:200] if isinstance(answer, str) else f"returned {answer!r}"[:200])
     return out
