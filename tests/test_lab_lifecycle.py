@@ -192,6 +192,13 @@ def test_a_lab_that_starts_no_server_runs_its_whole_cycle(
     proved = sdtutor("content", "check", str(course), "--lab", "indexing", env=env)
     assert proved.returncode == 0, proved.stdout + proved.stderr
     assert "is proved (3 cases" in plain(proved.stdout)
+    # Any provider serves a lab with nothing to start: local (whose availability is asked
+    # of no kind at all), and external without a single server URL.
+    for provider in ("local", "external"):
+        bare = {"SDTUTOR_HOME": env["SDTUTOR_HOME"], "SDTUTOR_PROVIDER": provider}
+        again = sdtutor("content", "check", str(course), "--lab", "indexing", env=bare)
+        assert again.returncode == 0, provider + again.stdout + again.stderr
+        assert f"with the {provider} provider" in plain(again.stdout)
 
     stopped = sdtutor("lab", "stop", "indexing", env=env)
     assert stopped.returncode == 0, stopped.stderr

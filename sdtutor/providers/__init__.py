@@ -43,6 +43,10 @@ def select(requested: str | None, instances: Sequence[InstanceSpec]) -> Provider
     Raises ProviderError naming the three ways to get going when none can serve.
     """
     name = requested or os.environ.get("SDTUTOR_PROVIDER") or None
+    if not instances:
+        # A lab that starts no server: whichever provider is asked for has nothing to
+        # start, so it serves whether or not its servers (or URLs) are there.
+        return provider_class(name or "local")()
     if name:
         cls = provider_class(name)
         check_supports(cls, instances)
