@@ -1,0 +1,13 @@
+-- Module boundaries the database enforces: one schema and one role per module.
+--
+-- Today the shop is a monolith: all five tables are in public, every role can read them
+-- all (a grant to PUBLIC), and both module roles were given every table "to be safe".
+--
+--   orders module:    orders, order_lines
+--   inventory module: products, stock, reservations
+--
+-- :"orders" and :"inventory" are the two modules' roles: sdtutor sets these psql
+-- variables, here and in `sdtutor lab shell monolith-vs-microservices`. Apply this file
+-- with
+--     sdtutor lab shell monolith-vs-microservices -f boundaries.sql
+-- (each time to a fresh copy of the seeded data, so what it says is what holds).
