@@ -131,7 +131,8 @@ class Supervised:
             "expose": [[top, list(paths)] for top, paths in iso.expose],
             "hide": list(iso.hide),
         }
-        self.proc: Any = (None if fresh else _forked_supervisor(self._stderr)) or subprocess.Popen(
+        forked = None if fresh else _forked_supervisor(self._stderr, env)
+        self.proc: Any = forked or subprocess.Popen(
             SUPERVISOR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -217,7 +218,7 @@ _zygote: Any = None
 _zygote_lock = threading.Lock()
 
 
-def _forked_supervisor(stderr: IO[bytes]) -> Any:
+def _forked_supervisor(stderr: IO[bytes], env: Mapping[str, str]) -> Any:
     """A supervisor forked by this process's zygote (started on first use); None where
     there is none (not Linux, SDTUTOR_RUNNER_ZYGOTE=0, or it cannot start)."""
     global _zygote
@@ -236,7 +237,7 @@ def _forked_supervisor(stderr: IO[bytes]) -> Any:
             atexit.register(_zygote.close)
         current = _zygote
     try:
-        return current.spawn(stderr)
+        return current.spawn(stderr, env)
     except OSError:
         return None
 

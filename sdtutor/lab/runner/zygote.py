@@ -4,11 +4,12 @@ Each run of learner code used to start two fresh interpreters: the supervisor, a
 harness, which then imported the client libraries (psycopg, redis, pika: about 0.25 s of
 CPU each). That was most of a lab check's CPU: a lab's proof calls learner code hundreds
 of times. The zygote is started once per checker process (`python -I -B -u`, like the
-harness), imports the runner and those libraries, and then only forks: a supervisor per
-run, which forks its harness in turn (`supervisor.FORK_HARNESS`), with the steps an exec
-would have taken (a new session, no descriptor but its own, the learner's groups, gid,
-uid, rlimits, folder and environment). Nothing about what the learner's code may do
-changes; what a fork keeps that an exec would not:
+harness), imports the runner (and each of those libraries before the first run whose
+services need it: PRELOAD), and then only forks: a supervisor per run, which forks its
+harness in turn (`supervisor.FORK_HARNESS`), with the steps an exec would have taken (a
+new session, no descriptor but its own, the learner's groups, gid, uid, rlimits, folder
+and environment). Nothing about what the learner's code may do changes; what a fork
+keeps that an exec would not:
 
 - The zygote never runs learner code and holds nothing secret: it starts with a minimal
   environment and receives only three pipe ends per run (the supervisor's stdin, stdout
@@ -37,10 +38,12 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Mapping
 from typing import IO
 
-PRELOAD = ("psycopg", "redis", "pika")
-"""The client libraries harness.make_client imports, loaded once in the zygote."""
+PRELOAD = {"DATABASE_URL": "psycopg", "REDIS_URL": "redis", "AMQP_URL": "pika"}
+"""The client library for each kind of service a run's environment names: the zygote
+imports it before the first fork that needs it (a lab without Redis never pays for redis)."""
 POLL = 0.2
 """Seconds between the zygote's looks for ended supervisors and adopted orphans."""
 
@@ -111,9 +114,6 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we end
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     supervisor.become_subreaper()
-    for name in PRELOAD:
-        with contextlib.suppress(Exception):  # a missing library fails in make_client
-            importlib.import_module(name)
     ctl = socket.socket(fileno=int(sys.argv[1]))
     supervisors: set[int] = set()
     while True:
@@ -126,11 +126,15 @@ def main() -> None:
         if not ready:
             continue
         try:
-            message, fds, _, _ = socket.recv_fds(ctl, 16, 3)
+            message, fds, _, _ = socket.recv_fds(ctl, 256, 3)
         except OSError:
             break
         if not message:
             break
+        for name in message.decode(errors="replace").split()[1:]:
+            if name in PRELOAD.values() and name not in sys.modules:
+                with contextlib.suppress(Exception):  # a missing library fails in the run
+                    importlib.import_module(name)
         try:
             if len(fds) != 3:
                 raise OSError(f"expected 3 descriptors, got {len(fds)}")
@@ -207,13 +211,16 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, stderr: IO[bytes]) -> Forked:
-        """Fork a supervisor whose stdin and stdout are new pipes to us."""
+    def spawn(self, stderr: IO[bytes], env: Mapping[str, str]) -> Forked:
+        """Fork a supervisor whose stdin and stdout are new pipes to us; `env` is the
+        learner's, whose service URLs say which client libraries to have loaded."""
+        libraries = [module for variable, module in PRELOAD.items() if variable in env]
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
             with self._lock:
-                socket.send_fds(self.sock, [b"fork"], [in_r, out_w, stderr.fileno()])
+                request = " ".join(["fork", *libraries]).encode()
+                socket.send_fds(self.sock, [request], [in_r, out_w, stderr.fileno()])
                 while b"\n" not in self._buf:
                     data = self.sock.recv(4096)
                     if not data:
