@@ -542,10 +542,10 @@ def weighted(ctx: CheckContext) -> Pass:
             else ""
         )
         raise Fail(
-            f"With weights a=5, b=3, c=1 the backends received {seen}; their shares are "
-            f"{wanted}. {why}A bigger server should get proportionally more: over every "
-            f"{sum(WEIGHTS.values())} requests, a gets 5, b 3 and c 1, as exactly as the "
-            "count allows (not by chance).",
+            f"With weights a=5, b=3, c=1 the backends received {seen}; by weight they "
+            f"should have had {wanted}. {why}A bigger server should get proportionally "
+            f"more: over every {sum(WEIGHTS.values())} requests, a gets 5, b 3 and c 1, as "
+            "exactly as the count allows (not by chance).",
             shares,
         )
     block = 2 * sum(WEIGHTS.values())
