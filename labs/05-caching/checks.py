@@ -42,8 +42,9 @@ TTL_MIN, TTL_MAX = 30, 86_400
 """A product's cached copy: at least 30 s (shorter barely helps: it expires between two
 page views of a busy product) and at most a day (a missed invalidation must heal)."""
 MISSING_CALLS, MISSING_MAX_READS = 5, 2
-MISSING_TTL_MAX = 60
-"""'No such product' is remembered briefly: a product created meanwhile is invisible."""
+MISSING_TTL_MIN, MISSING_TTL_MAX = 5, 60
+"""'No such product' is remembered briefly: a product created meanwhile is invisible. A
+marker gone within seconds protects nothing: a bot asks again as soon as it expires."""
 READERS, STAMPEDE_MAX_READS = 50, 2
 STAMPEDE_LATENCY = 0.5
 """Seconds the proxy adds to each trip to PostgreSQL during the stampede: it widens the
@@ -506,8 +507,10 @@ def fresh_after_update(ctx: CheckContext) -> Pass:
 
 def _missing_lookups(ctx: CheckContext, product_id: int) -> tuple[list[int], list[Any]]:
     """MISSING_CALLS lookups of a product that does not exist, each of which must return
-    None; returns the statements each sent to PostgreSQL, and the runs."""
-    runs, reads = [], []
+    None; returns the statements each sent to PostgreSQL, and the keys under the prefix
+    right after the first lookup (a marker with a TTL of a tenth of a second is still
+    there, and shows its TTL; after five quick lookups it may be gone)."""
+    runs, reads, first = [], [], []
     for n in range(MISSING_CALLS):
         run = _get(ctx, product_id)
         if run.value is not None:
@@ -519,7 +522,9 @@ def _missing_lookups(ctx: CheckContext, product_id: int) -> tuple[list[int], lis
             )
         runs.append(run)
         reads.append(_reads(_statements(run)))
-    return reads, runs
+        if n == 0:
+            first = _keys(ctx)
+    return reads, first
 
 
 def _reads_table(product_id: int, reads: list[int]) -> Evidence:
@@ -554,7 +559,7 @@ def negative_cache(ctx: CheckContext) -> Pass:
     """A missing product is looked up in PostgreSQL once, then remembered briefly."""
     _clear(ctx)
     assert _truth(ctx, MISSING) is None
-    reads, _ = _missing_lookups(ctx, MISSING)
+    reads, first = _missing_lookups(ctx, MISSING)
     marker = _keys(ctx)
     if not reads[0]:
         raise Fail(
@@ -586,6 +591,18 @@ def negative_cache(ctx: CheckContext) -> Pass:
         )
     if sum(reads) > MISSING_MAX_READS:
         raise _penetration(MISSING, "which does not exist", reads, marker)
+    fleeting = [(k, t, s) for k, t, s in first if 0 <= s < MISSING_TTL_MIN]
+    if fleeting:
+        key, _, seconds = fleeting[0]
+        raise Fail(
+            f"get_product({MISSING}) found nothing and cached that as {key}, which expires "
+            f"after {seconds} s: too soon to protect anything. A bot asking for missing ids "
+            f"again and again (cache penetration) reaches PostgreSQL again each time the "
+            f"marker expires. Keep the 'not found' about 30 s (at least {MISSING_TTL_MIN} "
+            f"s, at most {MISSING_TTL_MAX} s).",
+            _reads_table(MISSING, reads),
+            _keys_evidence(first, "keys right after the first lookup of a missing product"),
+        )
 
     # A product that existed and is gone (discontinued): its id lies among the others, so
     # no rule about ids can say it is missing; only the database can, once.
