@@ -236,8 +236,12 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     commands = _commands()
     assert ["lab", "check"] in commands and ["progress", "export"] in commands
-    for command in commands:
-        result = sdtutor(*command, "--help")
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Each is a process of its own that mostly starts Python: run a few at once.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda command: sdtutor(*command, "--help"), commands))
+    for command, result in zip(commands, results, strict=True):
         assert result.returncode == 0, command
         assert "Usage" in result.stdout
         assert f"sdtutor {' '.join(command)}" in readme, f"README does not show {command}"
